@@ -1,0 +1,224 @@
+"""Recipes: YAML files validated by pydantic, with ``section.key=value`` overrides.
+
+An unknown or mistyped key is an error naming the key and the closest valid one; a wrong value says
+which key, what was given and what would be right.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from meit.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+class LoraConfig(_Section):
+    """peft LoRA settings; MEIT's defaults (r=64, alpha=128, dropout 0.1)."""
+
+    enabled: bool = True
+    r: int = Field(64, ge=1)
+    alpha: float = Field(128, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    targets: list[str] | Literal["auto"] = "auto"
+
+
+class ModelConfig(_Section):
+    """What to build: encoder → projector → fusion → LLM (+ LoRA)."""
+
+    llm: str = "smollm2-135m-instruct"
+    encoder: str = "resnet1d-50"
+    encoder_checkpoint: str | None = None
+    encoder_fs: int | None = Field(None, gt=0, description="input rate the encoder expects; default data.fs")
+    encoder_seconds: float | None = Field(None, gt=0, description="input length in seconds; default data.seconds")
+    normalisation: Literal["zscore", "minmax", "none"] = "zscore"
+    projector: Literal["linear", "mlp", "resampler"] = "mlp"
+    fusion: Literal["prefix", "kv"] = "kv"
+    num_ecg_tokens: int = Field(1, ge=1, description="ECG tokens for prefix fusion (resampler queries)")
+    kv_layers: list[int] | Literal["all"] = "all"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    quantization: Literal["none", "4bit", "8bit"] = "none"
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = "auto"
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False
+    max_length: int = Field(128, ge=8)
+
+    @model_validator(mode="after")
+    def _check_fusion(self) -> ModelConfig:
+        if self.fusion == "kv" and self.num_ecg_tokens != 1:
+            raise ValueError("model.num_ecg_tokens must be 1 with model.fusion=kv (one extra key/value slot)")
+        return self
+
+
+class DataConfig(_Section):
+    path: str | None = None
+    fs: int = Field(500, gt=0)
+    seconds: float = Field(10.0, gt=0)
+    train_split: str = "train"
+    eval_split: str = "validation"
+    test_split: str = "test"
+    num_workers: int = Field(0, ge=0)
+    group_by_length: bool = False
+    max_train_samples: int | None = Field(None, ge=1)
+    max_eval_samples: int | None = Field(None, ge=1)
+    instruction_seed: int = 0
+
+
+class TrainConfig(_Section):
+    stage: Literal["align", "finetune"] = "finetune"
+    init_from: str | None = None
+    max_steps: int | None = Field(None, ge=0)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr: float = Field(2e-5, gt=0)
+    lr_encoder: float | None = Field(None, gt=0)
+    lr_projector: float | None = Field(None, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    train_encoder: bool = True
+    save_every: int | None = Field(None, ge=1)
+    keep_last: int = Field(2, ge=1)
+    resume: str | None = None
+    log_every: int = Field(10, ge=1)
+    eval_every: int | None = Field(None, ge=1)
+    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "auto"
+    trackers: list[str] = Field(default_factory=lambda: ["tensorboard"])
+
+    @field_validator("resume")
+    @classmethod
+    def _resume(cls, value: str | None) -> str | None:
+        if value in (None, "", "none", "null"):
+            return None
+        return value
+
+
+class EvalConfig(_Section):
+    split: str = "test"
+    max_new_tokens: int = Field(96, ge=1)
+    batch_size: int = Field(16, ge=1)
+    num_beams: int = Field(1, ge=1)
+    do_sample: bool = False
+    temperature: float = Field(1.0, gt=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    meteor: bool = True
+    bertscore: bool = False
+    max_samples: int | None = Field(None, ge=1)
+
+
+class Recipe(_Section):
+    output_dir: str = "runs/meit"
+    seed: int = 42
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading, overrides, errors
+
+
+def _valid_keys(model_cls: type[BaseModel], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, field in model_cls.model_fields.items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys.extend(_valid_keys(annotation, dotted + "."))
+    return keys
+
+
+VALID_KEYS: tuple[str, ...] = tuple(_valid_keys(Recipe))
+
+
+def closest_key(key: str) -> str | None:
+    """The valid recipe key that most resembles ``key`` (for 'did you mean')."""
+    leaf_matches = difflib.get_close_matches(key, VALID_KEYS, n=1, cutoff=0.5)
+    return leaf_matches[0] if leaf_matches else None
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid recipe ({source}):"]
+    for item in err.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        if item["type"] == "extra_forbidden":
+            hint = closest_key(key)
+            suggestion = f"; did you mean '{hint}'?" if hint else ""
+            lines.append(f"  unknown key '{key}'{suggestion}")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``'train.lr=1e-4'`` → (['train', 'lr'], 1e-4); the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip().lstrip("-")
+    if not key:
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override '{text}': value is not valid YAML ({err})") from err
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        dotted = ".".join(path)
+        if dotted not in VALID_KEYS:
+            hint = closest_key(dotted)
+            suggestion = f"; did you mean '{hint}'?" if hint else ""
+            raise ConfigError(f"unknown key '{dotted}' in override '{text}'{suggestion}")
+        node = data
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return data
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Read a YAML recipe (or the defaults when ``path`` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        file = Path(path)
+        if not file.is_file():
+            raise ConfigError(f"recipe file not found: {file}")
+        try:
+            loaded = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"recipe {file} is not valid YAML: {err}") from err
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"recipe {file} must be a mapping of sections, got {type(loaded).__name__}")
+        data = loaded
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
