@@ -1,4 +1,4 @@
-"""`meit generate` (placeholder registration until its module lands)."""
+"""``meit generate --checkpoint C --ecg RECORD [--instruction TEXT]``."""
 
 from __future__ import annotations
 
@@ -6,5 +6,29 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("generate", help="(not yet available)")
-    parser.set_defaults(func=lambda args: 1)
+    parser = sub.add_parser(
+        "generate",
+        help="print the report a trained model writes for one ECG",
+        description="Read one ECG (a wfdb record path, or a .npy 12 × T array in mV with --fs) and print the report.",
+    )
+    parser.add_argument("--checkpoint", required=True, help="a trained artifact folder (e.g. RUN/final)")
+    parser.add_argument("--ecg", required=True, help="wfdb record path (with or without .hea) or .npy array")
+    parser.add_argument("--fs", type=int, default=None, help="sampling rate of a .npy array")
+    parser.add_argument("--instruction", default=None, help="ask something else than the default instruction")
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--num-beams", type=int, default=1)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from meit.evaluation.generation import DecodingSettings
+    from meit.evaluation.single import generate_for_signal, read_ecg_file
+    from meit.models import MeitModel
+
+    signal, fs = read_ecg_file(args.ecg, args.fs)
+    model = MeitModel.from_pretrained(args.checkpoint)
+    settings = DecodingSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
+    max_length = getattr(getattr(model, "config", None), "max_length", 128)
+    print(generate_for_signal(model, signal, fs, instruction=args.instruction, settings=settings,
+                              max_length=max_length))
+    return 0

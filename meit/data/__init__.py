@@ -1,0 +1,1 @@
+"""Training-side data: transforms, instructions, prompt encoding, datasets and collators."""

@@ -1,0 +1,83 @@
+"""Dynamic padding (right for training, left for generation) and length-grouped batching."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch.utils.data import Sampler
+
+from meit.data.prompts import IGNORE_INDEX
+
+
+@dataclass
+class EcgCollator:
+    """Pads each batch to its own longest example; nothing here moves tensors to a device."""
+
+    pad_token_id: int
+    padding_side: Literal["right", "left"] = "right"
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        longest = max(len(ex["input_ids"]) for ex in examples)
+        if self.pad_to_multiple_of:
+            longest = math.ceil(longest / self.pad_to_multiple_of) * self.pad_to_multiple_of
+        batch = len(examples)
+        input_ids = torch.full((batch, longest), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((batch, longest), IGNORE_INDEX, dtype=torch.long)
+        attention = torch.zeros((batch, longest), dtype=torch.long)
+        ecg_mask = torch.zeros((batch, longest), dtype=torch.bool)
+        for row, ex in enumerate(examples):
+            n = len(ex["input_ids"])
+            cols = slice(longest - n, longest) if self.padding_side == "left" else slice(0, n)
+            input_ids[row, cols] = torch.tensor(ex["input_ids"], dtype=torch.long)
+            labels[row, cols] = torch.tensor(ex["labels"], dtype=torch.long)
+            attention[row, cols] = 1
+            ecg_mask[row, cols] = torch.tensor(ex["ecg_mask"], dtype=torch.bool)
+        return {
+            "ecg": torch.stack([ex["ecg"] for ex in examples]),
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": labels,
+            "ecg_mask": ecg_mask,
+            "ids": [ex["id"] for ex in examples],
+            "reports": [ex["report"] for ex in examples],
+        }
+
+
+def model_inputs(batch: dict[str, Any], with_labels: bool = True) -> dict[str, torch.Tensor]:
+    """The tensors ``MeitModel.forward`` takes (drops ids / report strings)."""
+    keys = ["ecg", "input_ids", "attention_mask", "ecg_mask"] + (["labels"] if with_labels else [])
+    return {k: batch[k] for k in keys}
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Shuffle, then sort within mega-batches by length, so a batch holds similar lengths.
+
+    Seeded and epoch-aware like ``DistributedSampler``: call ``set_epoch`` each epoch.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega_batch_mult: int = 50):
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.mega = max(batch_size * mega_batch_mult, batch_size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        out: list[int] = []
+        for start in range(0, len(order), self.mega):
+            chunk = order[start : start + self.mega]
+            out.extend(sorted(chunk, key=lambda i: -self.lengths[i]))
+        return iter(out)

@@ -1,0 +1,120 @@
+"""Prepared datasets on disk → model-ready examples, memory-mapped (never all in RAM).
+
+The encoder's input contract decides the transform (resample, crop/pad, normalisation); the backbone
+decides the prompt. Both are applied here, at load time, never baked into the stored signal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from meit.data.instructions import DEFAULT_INSTRUCTION, choose_instruction
+from meit.data.prompts import PromptFormat, encode_example, encode_prompt
+from meit.errors import DataError
+
+REQUIRED_COLUMNS = ("id", "patient_id", "ecg", "fs", "report")
+
+
+def load_prepared(path: str | Path) -> Any:
+    """``datasets.load_from_disk`` with errors that say what is wrong with the folder."""
+    from datasets import DatasetDict, load_from_disk
+
+    root = Path(path)
+    if not root.exists():
+        raise DataError(f"prepared dataset not found: {root} (create one with `meit prep …` or `meit synth`)")
+    try:
+        dataset = load_from_disk(str(root))
+    except Exception as err:  # datasets raises several types for a bad folder
+        raise DataError(f"{root} is not a prepared dataset (datasets.load_from_disk failed: {err})") from err
+    if not isinstance(dataset, DatasetDict):
+        raise DataError(f"{root} holds a single Dataset; expected a DatasetDict with train/validation/test")
+    for split_name, split in dataset.items():
+        missing = [c for c in REQUIRED_COLUMNS if c not in split.column_names]
+        if missing:
+            raise DataError(f"{root} split '{split_name}' lacks column(s) {missing}; required: {REQUIRED_COLUMNS}")
+    return dataset
+
+
+def get_split(dataset: Any, name: str, root: str | Path = "") -> Any:
+    if name not in dataset:
+        raise DataError(f"prepared dataset {root} has no split '{name}'; it has {sorted(dataset.keys())}")
+    return dataset[name]
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    file = Path(path) / "manifest.json"
+    if not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{file} is not valid JSON: {err}") from err
+
+
+def dataset_fs(split: Any, root: str | Path = "") -> int:
+    """The single sampling rate of a split (the contract says one fs per prepared dataset)."""
+    if len(split) == 0:
+        raise DataError(f"split of {root} is empty")
+    return int(split[0]["fs"])
+
+
+class EcgReportDataset(Dataset):
+    """One row → {ecg, input_ids, labels, ecg_mask, id, report} for training or prompting."""
+
+    def __init__(
+        self,
+        split: Any,
+        tokenizer: Any,
+        prompt_format: PromptFormat,
+        transform: Callable[[np.ndarray], np.ndarray],
+        *,
+        instruction_seed: int = 0,
+        fixed_instruction: str | None = None,
+        with_report: bool = True,
+    ) -> None:
+        self.split = split.with_format("numpy", columns=["ecg"], output_all_columns=True)
+        self.tokenizer = tokenizer
+        self.fmt = prompt_format
+        self.transform = transform
+        self.instruction_seed = instruction_seed
+        self.fixed_instruction = fixed_instruction
+        self.with_report = with_report
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def instruction_for(self, record_id: str) -> str:
+        if self.fixed_instruction is not None:
+            return self.fixed_instruction
+        return choose_instruction(record_id, self.instruction_seed)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        row = self.split[int(index)]
+        record_id = str(row["id"])
+        signal = np.asarray(row["ecg"], dtype=np.float32)
+        ecg = self.transform(signal)
+        instruction = self.instruction_for(record_id)
+        if self.with_report:
+            encoded = encode_example(self.tokenizer, self.fmt, instruction, str(row["report"]))
+        else:
+            encoded = encode_prompt(self.tokenizer, self.fmt, instruction)
+        return {
+            "id": record_id,
+            "report": str(row["report"]),
+            "ecg": torch.from_numpy(np.ascontiguousarray(ecg, dtype=np.float32)),
+            "input_ids": encoded.input_ids,
+            "labels": encoded.labels,
+            "ecg_mask": encoded.ecg_mask,
+        }
+
+
+def evaluation_instruction() -> str:
+    """The single instruction used at evaluation, so scores never depend on the paraphrase drawn."""
+    return DEFAULT_INSTRUCTION

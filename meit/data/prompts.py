@@ -1,0 +1,108 @@
+"""Turn (instruction, report) into token ids with ECG positions and labels masked to the report.
+
+The ECG positions are given to the model as an explicit boolean mask (``ecg_mask``), never found by
+searching for a token id: the placeholder id is arbitrary and a model can generate it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from meit.errors import ModelError
+
+IGNORE_INDEX = -100
+PLAIN_USER = "<|user|>\n"
+PLAIN_ASSISTANT = "\n<|assistant|>\n"
+_MARKER = "\u2063ECG\u2063"  # invisible separators: never in an instruction
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How one backbone wants its prompt; comes from the model (template, ECG slots) and the recipe."""
+
+    template: Literal["chat", "plain"]
+    num_ecg_tokens: int
+    placement: Literal["start", "inline"]
+    placeholder_id: int
+    max_length: int
+
+    @classmethod
+    def from_model(cls, model: Any, max_length: int) -> PromptFormat:
+        return cls(
+            template=model.backbone.template,
+            num_ecg_tokens=model.num_ecg_tokens,
+            placement=model.ecg_placement,
+            placeholder_id=model.ecg_placeholder_id,
+            max_length=max_length,
+        )
+
+
+@dataclass
+class EncodedExample:
+    input_ids: list[int]
+    labels: list[int]
+    ecg_mask: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+def _prompt_halves(tokenizer: Any, fmt: PromptFormat, instruction: str) -> tuple[str, str]:
+    """Render the prompt with a marker where the ECG goes; return the text before and after it."""
+    user = f"{_MARKER}\n{instruction}" if fmt.placement == "inline" else instruction
+    if fmt.template == "chat":
+        if not getattr(tokenizer, "chat_template", None):
+            raise ModelError(
+                "backbone template is 'chat' but its tokenizer has no chat_template; "
+                "use a backbone entry with template 'plain' for base models"
+            )
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
+        )
+    else:
+        text = f"{PLAIN_USER}{user}{PLAIN_ASSISTANT}"
+    if fmt.placement == "inline":
+        before, _, after = text.partition(_MARKER)
+        return before, after
+    return "", text
+
+
+def _ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
+
+
+def encode_prompt(tokenizer: Any, fmt: PromptFormat, instruction: str) -> EncodedExample:
+    """Prompt only (for generation): ECG slots + rendered instruction, ending where the report starts."""
+    before, after = _prompt_halves(tokenizer, fmt, instruction)
+    ecg = [fmt.placeholder_id] * fmt.num_ecg_tokens
+    if fmt.placement == "start":
+        ids = ecg + _ids(tokenizer, after)
+        mask = [True] * len(ecg) + [False] * (len(ids) - len(ecg))
+    else:
+        head = _ids(tokenizer, before)
+        tail = _ids(tokenizer, after)
+        ids = head + ecg + tail
+        mask = [False] * len(head) + [True] * len(ecg) + [False] * len(tail)
+    if len(ids) >= fmt.max_length:
+        raise ModelError(
+            f"prompt takes {len(ids)} tokens but model.max_length is {fmt.max_length}; "
+            "raise model.max_length or shorten the instruction"
+        )
+    return EncodedExample(input_ids=ids, labels=[IGNORE_INDEX] * len(ids), ecg_mask=mask)
+
+
+def encode_example(tokenizer: Any, fmt: PromptFormat, instruction: str, report: str) -> EncodedExample:
+    """Prompt + report + EOS, truncated to ``max_length``; loss only on the report tokens and EOS."""
+    prompt = encode_prompt(tokenizer, fmt, instruction)
+    target = _ids(tokenizer, report.strip())
+    eos = tokenizer.eos_token_id
+    if eos is not None:
+        target = [*target, eos]
+    room = fmt.max_length - len(prompt.input_ids)
+    target = target[:room]
+    return EncodedExample(
+        input_ids=prompt.input_ids + target,
+        labels=prompt.labels + target,
+        ecg_mask=prompt.ecg_mask + [False] * len(target),
+    )

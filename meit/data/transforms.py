@@ -1,0 +1,249 @@
+"""Signal transforms applied at load time (never baked into the prepared dataset).
+
+Every function takes a ``(leads, T)`` array and returns a new array; none of them can emit NaN or
+inf: inputs are sanitised first, flat leads never divide by zero, and the pipeline clips to the
+float32 range before casting. An encoder declares what it needs (fs, seconds, normalisation,
+filtering) and :func:`build_transform` turns that declaration into one callable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+from scipy import signal as sps
+
+from meit.errors import ConfigError, DataError
+
+Normalisation = Literal["none", "zscore", "minmax"]
+CropMode = Literal["center", "start", "random"]
+
+NORMALISATIONS: tuple[str, ...] = ("none", "zscore", "minmax")
+CROP_MODES: tuple[str, ...] = ("center", "start", "random")
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_2d(x: np.ndarray, name: str = "x") -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 2:
+        raise DataError(f"{name}: expected a (leads, T) array, got shape {arr.shape}")
+    return arr
+
+
+def _check_fs(value: float, name: str) -> int:
+    if not np.isfinite(value) or value <= 0 or float(value) != int(value):
+        raise ConfigError(f"{name}: expected a positive integer sampling rate in Hz, got {value!r}")
+    return int(value)
+
+
+def sanitise(x: np.ndarray) -> np.ndarray:
+    """Float64 copy with NaN/±inf replaced by 0 and values clipped to the float32 range.
+
+    Prepared datasets hold no NaN; this guards arrays that come from elsewhere (user data, noise
+    injection) so that later arithmetic cannot overflow.
+    """
+    arr = np.array(_check_2d(x), dtype=np.float64, copy=True)
+    np.nan_to_num(arr, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    np.clip(arr, -_F32_MAX, _F32_MAX, out=arr)
+    return arr
+
+
+def resample(x: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
+    """Polyphase resampling along time (scipy ``resample_poly``, anti-aliasing FIR included).
+
+    Output length is ``ceil(T * fs_out / fs_in)``; identical rates return a float64 copy.
+    """
+    arr = np.asarray(_check_2d(x), dtype=np.float64)
+    fs_in = _check_fs(fs_in, "fs_in")
+    fs_out = _check_fs(fs_out, "fs_out")
+    if fs_in == fs_out or arr.shape[1] == 0:
+        return arr.copy()
+    ratio = Fraction(fs_out, fs_in)
+    return sps.resample_poly(arr, ratio.numerator, ratio.denominator, axis=1)
+
+
+def crop_or_pad(
+    x: np.ndarray,
+    length: int,
+    mode: CropMode = "center",
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Cut or zero-pad the time axis to exactly ``length`` samples.
+
+    ``center`` keeps / places the signal in the middle, ``start`` keeps the beginning and pads at the
+    end, ``random`` picks the offset from ``rng`` (a fresh unseeded generator when None).
+    """
+    arr = _check_2d(x)
+    if length < 0:
+        raise ConfigError(f"length: expected >= 0 samples, got {length}")
+    if mode not in CROP_MODES:
+        raise ConfigError(f"mode: expected one of {CROP_MODES}, got {mode!r}")
+    n = arr.shape[1]
+    if n == length:
+        return arr.copy()
+    slack = abs(n - length)
+    if mode == "start":
+        offset = 0
+    elif mode == "center":
+        offset = slack // 2
+    else:
+        offset = int((rng or np.random.default_rng()).integers(0, slack + 1))
+    if n > length:
+        return arr[:, offset : offset + length].copy()
+    out = np.zeros((arr.shape[0], length), dtype=arr.dtype)
+    out[:, offset : offset + n] = arr
+    return out
+
+
+def zscore(x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Per-lead (x - mean) / std; a lead whose std is below ``eps`` becomes all zeros."""
+    arr = np.asarray(_check_2d(x), dtype=np.float64)
+    if arr.shape[1] == 0:
+        return arr.copy()
+    mean = arr.mean(axis=1, keepdims=True)
+    centred = arr - mean
+    std = np.sqrt(np.mean(centred * centred, axis=1, keepdims=True))
+    flat = ~(std > eps)
+    out = centred / np.where(flat, 1.0, std)
+    out[np.broadcast_to(flat, out.shape)] = 0.0
+    return out
+
+
+def minmax(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Per-lead scaling to [0, 1]; a lead whose range is below ``eps`` becomes all zeros."""
+    arr = np.asarray(_check_2d(x), dtype=np.float64)
+    if arr.shape[1] == 0:
+        return arr.copy()
+    low = arr.min(axis=1, keepdims=True)
+    span = arr.max(axis=1, keepdims=True) - low
+    flat = ~(span > eps)
+    out = (arr - low) / np.where(flat, 1.0, span)
+    out[np.broadcast_to(flat, out.shape)] = 0.0
+    return np.clip(out, 0.0, 1.0)
+
+
+def _filtfilt(x: np.ndarray, sos: np.ndarray) -> np.ndarray:
+    arr = np.asarray(_check_2d(x), dtype=np.float64)
+    if arr.shape[1] < 2:
+        return arr.copy()
+    # Zero-phase filtering; a short record gets a shorter reflection pad instead of an error.
+    padlen = min(3 * (2 * len(sos) + 1), arr.shape[1] - 1)
+    return sps.sosfiltfilt(sos, arr, axis=1, padlen=padlen)
+
+
+def bandpass(x: np.ndarray, fs: int, low: float | None, high: float | None, order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth band-pass (``low`` or ``high`` None gives a high- or low-pass).
+
+    ``high`` at or above Nyquist is dropped rather than rejected, so one declaration works at any fs.
+    """
+    fs = _check_fs(fs, "fs")
+    nyquist = fs / 2.0
+    if low is not None and not 0 < low < nyquist:
+        raise ConfigError(f"bandpass low: expected 0 < low < {nyquist} Hz (Nyquist at fs={fs}), got {low}")
+    if high is not None and high <= 0:
+        raise ConfigError(f"bandpass high: expected > 0 Hz, got {high}")
+    if low is not None and high is not None and high <= low:
+        raise ConfigError(f"bandpass: expected low < high, got low={low}, high={high}")
+    if high is not None and high >= nyquist * 0.99:
+        high = None
+    if low is None and high is None:
+        return np.asarray(_check_2d(x), dtype=np.float64).copy()
+    if low is not None and high is not None:
+        sos = sps.butter(order, [low, high], btype="bandpass", fs=fs, output="sos")
+    elif low is not None:
+        sos = sps.butter(order, low, btype="highpass", fs=fs, output="sos")
+    else:
+        sos = sps.butter(order, high, btype="lowpass", fs=fs, output="sos")
+    return _filtfilt(x, sos)
+
+
+def remove_baseline(x: np.ndarray, fs: int, cutoff: float = 0.5) -> np.ndarray:
+    """Remove baseline wander with a zero-phase high-pass at ``cutoff`` Hz (0.5 Hz by default)."""
+    return bandpass(x, fs, cutoff, None)
+
+
+def finalise(x: np.ndarray) -> np.ndarray:
+    """Float32 output with no NaN/inf whatever arithmetic happened before."""
+    arr = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=_F32_MAX, neginf=-_F32_MAX)
+    return np.clip(arr, -_F32_MAX, _F32_MAX).astype(np.float32)
+
+
+@dataclass
+class EcgTransform:
+    """Load-time pipeline: sanitise → resample → filter → crop/pad → normalise → float32.
+
+    Filtering runs before cropping so filter edge effects fall outside the kept window;
+    normalisation runs last so its statistics describe exactly what the model sees.
+    """
+
+    fs_in: int
+    fs_out: int
+    seconds: float
+    normalisation: Normalisation = "none"
+    bandpass: tuple[float | None, float | None] | None = None
+    baseline: bool = False
+    crop: CropMode = "center"
+    leads: int = 12
+    seed: int | None = None
+    eps: float = 1e-6
+    _rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.fs_in = _check_fs(self.fs_in, "fs_in")
+        self.fs_out = _check_fs(self.fs_out, "fs_out")
+        if not np.isfinite(self.seconds) or self.seconds <= 0:
+            raise ConfigError(f"seconds: expected a positive duration, got {self.seconds!r}")
+        if self.normalisation not in NORMALISATIONS:
+            raise ConfigError(f"normalisation: expected one of {NORMALISATIONS}, got {self.normalisation!r}")
+        if self.crop not in CROP_MODES:
+            raise ConfigError(f"crop: expected one of {CROP_MODES}, got {self.crop!r}")
+        if self.bandpass is not None:
+            if len(self.bandpass) != 2:
+                raise ConfigError(f"bandpass: expected (low, high) in Hz, got {self.bandpass!r}")
+            # Validate once now rather than on the first record.
+            bandpass(np.zeros((1, 64)), self.fs_out, *self.bandpass)
+        self._rng = np.random.default_rng(self.seed)
+
+    @property
+    def length(self) -> int:
+        """Output samples per lead: ``round(fs_out * seconds)``."""
+        return round(self.fs_out * self.seconds)
+
+    def __call__(self, x: np.ndarray, fs: int | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Transform one ``(leads, T)`` record; ``fs`` overrides ``fs_in`` for this record."""
+        arr = sanitise(x)
+        if arr.shape[0] != self.leads:
+            raise DataError(f"ecg: expected {self.leads} leads, got array of shape {arr.shape}")
+        arr = resample(arr, self.fs_in if fs is None else fs, self.fs_out)
+        if self.baseline:
+            arr = remove_baseline(arr, self.fs_out)
+        if self.bandpass is not None:
+            arr = bandpass(arr, self.fs_out, *self.bandpass)
+        arr = crop_or_pad(arr, self.length, self.crop, rng or self._rng)
+        if self.normalisation == "zscore":
+            arr = zscore(arr, self.eps)
+        elif self.normalisation == "minmax":
+            arr = minmax(arr)
+        return finalise(arr)
+
+
+def build_transform(
+    fs_in: int,
+    fs_out: int,
+    seconds: float,
+    normalisation: Normalisation = "none",
+    bandpass: Sequence[float | None] | None = None,
+    *,
+    baseline: bool = False,
+    crop: CropMode = "center",
+    seed: int | None = None,
+) -> EcgTransform:
+    """Build the load-time transform an encoder declares (see :class:`EcgTransform`)."""
+    band = None if bandpass is None else tuple(bandpass)
+    return EcgTransform(
+        fs_in=fs_in, fs_out=fs_out, seconds=seconds, normalisation=normalisation,
+        bandpass=band, baseline=baseline, crop=crop, seed=seed,  # type: ignore[arg-type]
+    )

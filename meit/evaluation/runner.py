@@ -1,0 +1,77 @@
+"""``meit eval``: generate for a split, score the continuations, write metrics with provenance."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from meit.config import EvalConfig, Recipe
+from meit.data.dataset import evaluation_instruction
+from meit.evaluation.generation import DecodingSettings, generate_reports
+from meit.evaluation.provenance import provenance
+from meit.training.setup import build_split_dataset
+
+log = logging.getLogger(__name__)
+
+
+def decoding_from(cfg: EvalConfig, seed: int) -> DecodingSettings:
+    return DecodingSettings(max_new_tokens=cfg.max_new_tokens, num_beams=cfg.num_beams, do_sample=cfg.do_sample,
+                            temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
+
+
+def score_rows(rows: list[dict[str, str]], cfg: EvalConfig) -> dict[str, float]:
+    from meit.evaluation.metrics import compute_metrics
+
+    predictions = {row["id"]: row["prediction"] for row in rows}
+    references = {row["id"]: row["reference"] for row in rows}
+    return compute_metrics(predictions, references, meteor=cfg.meteor, bertscore=cfg.bertscore)
+
+
+def write_predictions(rows: list[dict[str, str]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def evaluate_model(
+    model: Any,
+    recipe: Recipe,
+    out_dir: str | Path,
+    *,
+    data_path: str | None = None,
+    split: str | None = None,
+    checkpoint: str | None = None,
+    progress: bool = True,
+    label: str = "eval",
+) -> dict[str, Any]:
+    """Generate on ``split`` of the prepared dataset, write ``predictions.jsonl`` and ``metrics.json``."""
+    cfg = recipe.eval
+    split_name = split or cfg.split
+    path = data_path or recipe.data.path
+    dataset = build_split_dataset(recipe, model, split_name, cfg.max_samples, with_report=False,
+                                  fixed_instruction=evaluation_instruction(), data_path=path)
+    settings = decoding_from(cfg, recipe.seed)
+    rows = generate_reports(model, dataset, settings, batch_size=cfg.batch_size, progress=progress,
+                            desc=f"{label}: generate")
+    metrics = score_rows(rows, cfg)
+    out = Path(out_dir)
+    write_predictions(rows, out / "predictions.jsonl")
+    result = {
+        **metrics,
+        "provenance": provenance(checkpoint, str(path), split_name, settings.as_dict(),
+                                 {"instruction": evaluation_instruction(), "n": len(rows)}),
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def load_and_evaluate(checkpoint: str, data_path: str, split: str, out_dir: str, recipe: Recipe,
+                      progress: bool = True) -> dict[str, Any]:
+    from meit.models import MeitModel
+
+    model = MeitModel.from_pretrained(checkpoint)
+    return evaluate_model(model, recipe, out_dir, data_path=data_path, split=split, checkpoint=checkpoint,
+                          progress=progress)

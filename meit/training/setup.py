@@ -1,0 +1,103 @@
+"""Build what a run needs from a recipe: the accelerator, the model and the datasets."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from meit.config import Recipe
+from meit.data.dataset import EcgReportDataset, dataset_fs, get_split, load_prepared
+from meit.data.prompts import PromptFormat
+from meit.errors import ConfigError, DataError
+
+
+def _uses_deepspeed() -> bool:
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in {"1", "true", "yes"}
+
+
+def resolve_mixed_precision(recipe: Recipe) -> str:
+    """``auto`` → bf16 on a GPU that supports it, fp32 on CPU."""
+    choice = recipe.train.mixed_precision
+    if choice != "auto":
+        return choice
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "no"
+
+
+def build_accelerator(recipe: Recipe) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, ProjectConfiguration, set_seed
+
+    from meit.training.engine import check_world_size
+
+    on_cpu = not torch.cuda.is_available()
+    handlers = []
+    if on_cpu and _uses_deepspeed():
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
+    accelerator = Accelerator(
+        cpu=on_cpu and not _uses_deepspeed(),
+        mixed_precision=resolve_mixed_precision(recipe),
+        gradient_accumulation_steps=recipe.train.grad_accum,
+        step_scheduler_with_optimizer=False,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=recipe.seed),
+        log_with=recipe.train.trackers or None,
+        project_config=ProjectConfiguration(project_dir=recipe.output_dir, logging_dir=f"{recipe.output_dir}/logs"),
+        kwargs_handlers=handlers,
+    )
+    check_world_size(accelerator.num_processes)
+    set_seed(recipe.seed)
+    return accelerator
+
+
+def build_model(recipe: Recipe) -> Any:
+    """A fresh model from the recipe, or the previous stage's artifact when ``train.init_from`` is set."""
+    from meit.models import MeitModel
+
+    torch.manual_seed(recipe.seed)
+    if recipe.train.init_from:
+        return MeitModel.from_pretrained(recipe.train.init_from)
+    return MeitModel.build(recipe.model, data_fs=recipe.data.fs, data_seconds=recipe.data.seconds)
+
+
+def make_transform(model: Any, source_fs: int) -> Any:
+    """The load-time transform the encoder's contract asks for, from the dataset's stored rate."""
+    from meit.data.transforms import build_transform
+
+    contract = model.encoder.contract
+    return build_transform(
+        fs_in=source_fs, fs_out=contract.fs, seconds=contract.seconds, normalisation=contract.normalisation
+    )
+
+
+def build_split_dataset(
+    recipe: Recipe,
+    model: Any,
+    split_name: str,
+    max_samples: int | None = None,
+    *,
+    with_report: bool = True,
+    fixed_instruction: str | None = None,
+    data_path: str | None = None,
+) -> EcgReportDataset:
+    path = data_path or recipe.data.path
+    if not path:
+        raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
+    dataset = load_prepared(path)
+    split = get_split(dataset, split_name, path)
+    if len(split) == 0:
+        raise DataError(f"split '{split_name}' of {path} is empty")
+    if max_samples is not None:
+        split = split.select(range(min(max_samples, len(split))))
+    fmt = PromptFormat.from_model(model, recipe.model.max_length)
+    return EcgReportDataset(
+        split,
+        model.tokenizer,
+        fmt,
+        make_transform(model, dataset_fs(split, path)),
+        instruction_seed=recipe.data.instruction_seed,
+        fixed_instruction=fixed_instruction,
+        with_report=with_report,
+    )
