@@ -161,21 +161,29 @@ def minilm_path() -> str:
 
 
 def bertscore_f1(predictions: Sequence[str], references: Sequence[str], *, batch_size: int = 64) -> float:
-    """Mean BERTScore F1 (layer 6 of the local MiniLM, no idf, no baseline rescaling); never the hub."""
+    """Mean BERTScore F1 (layer 6 of the local MiniLM, no idf, no baseline rescaling); never the hub.
+
+    A pair with an empty (blank) side scores 0, as bert-score defines it; we do not pass such pairs
+    to bert-score 0.3.13, whose empty-sentence path breaks on transformers 5.
+    """
     try:
         import bert_score
     except ImportError as err:
         raise ConfigError("BERTScore needs the bert-score package: pip install 'meit[bertscore]'") from err
     path = minilm_path()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            _, _, f1 = bert_score.score(
-                list(predictions), list(references), model_type=path,
-                num_layers=BERTSCORE_NUM_LAYERS, batch_size=batch_size, verbose=False,
-            )
-    except OSError as err:  # transformers reports missing local files this way
-        raise ModelError(f"cannot load the BERTScore model from {path}: {err}") from err
-    return float(f1.mean())
+    keep = [i for i, (p, r) in enumerate(zip(predictions, references, strict=True)) if p.strip() and r.strip()]
+    total = 0.0
+    if keep:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                _, _, f1 = bert_score.score(
+                    [predictions[i] for i in keep], [references[i] for i in keep], model_type=path,
+                    num_layers=BERTSCORE_NUM_LAYERS, batch_size=batch_size, verbose=False,
+                )
+        except OSError as err:  # transformers reports missing local files this way
+            raise ModelError(f"cannot load the BERTScore model from {path}: {err}") from err
+        total = float(f1.double().sum())
+    return total / len(predictions)
 
 
 def compute_metrics(

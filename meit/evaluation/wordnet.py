@@ -9,6 +9,7 @@ from ``/usr/share/wordnet`` into ``$MEIT_CACHE/nltk_data/corpora/wordnet`` once,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -24,8 +25,12 @@ REQUIRED_FILES: tuple[str, ...] = (
     "data.noun", "data.verb", "data.adj", "data.adv",
     "noun.exc", "verb.exc", "adj.exc", "adv.exc",
 )
-#: Copied when present (lemma counts, sense keys); NLTK opens them only on demand.
+#: Copied when present. NLTK 3.10 opens ``index.sense`` while loading (to map WordNet versions);
+#: Debian ships it separately (``wordnet-sense-index``), so we derive it when it is absent.
 OPTIONAL_FILES: tuple[str, ...] = ("cntlist.rev", "index.sense")
+_POS_FILES: tuple[str, ...] = ("noun", "verb", "adj", "adv")
+_SS_TYPE_NUMBER = {"n": 1, "v": 2, "a": 3, "r": 4, "s": 5}
+_ADJ_MARKER = re.compile(r"\([a-z]+\)")
 
 #: WordNet 3.0 lexicographer files, numbered 0-44 as in ``lexnames(5WN)``: (name, syntactic category)
 #: with category 1 noun, 2 verb, 3 adjective, 4 adverb. NLTK parses ``"NN name CAT"`` per line.
@@ -51,6 +56,68 @@ def lexnames_text() -> str:
     return "".join(f"{i:02d}\t{name}\t{cat}\n" for i, (name, cat) in enumerate(LEXNAMES))
 
 
+def _read_synsets(source: Path) -> dict[tuple[str, str], tuple[int, str, list[tuple[str, int]], str | None]]:
+    """``(pos file, offset) -> (lex_filenum, ss_type, [(lowercase lemma, lex_id)], head offset)``."""
+    synsets: dict[tuple[str, str], tuple[int, str, list[tuple[str, int]], str | None]] = {}
+    for pos in _POS_FILES:
+        with open(source / f"data.{pos}", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("  "):  # licence header
+                    continue
+                f = line.split(" ")
+                w_cnt = int(f[3], 16)
+                words = [(_ADJ_MARKER.sub("", f[4 + 2 * k]).lower(), int(f[5 + 2 * k], 16)) for k in range(w_cnt)]
+                i = 4 + 2 * w_cnt
+                head = None
+                if f[2] == "s":  # satellite: its head is the first 'similar to' adjective
+                    for k in range(int(f[i])):
+                        sym, off, ptr_pos = f[i + 1 + 4 * k : i + 4 + 4 * k]
+                        if sym == "&" and ptr_pos == "a":
+                            head = off
+                            break
+                synsets[(pos, f[0])] = (int(f[1]), f[2], words, head)
+    return synsets
+
+
+def sense_index_lines(source: Path) -> list[str]:
+    """Derive WordNet 3.0's ``index.sense`` (``senseidx(5WN)``) from the data, index and count files.
+
+    Equal line for line to Debian's ``wordnet-sense-index`` (checked in the tests when installed).
+    """
+    synsets = _read_synsets(source)
+    sense_number: dict[tuple[str, str, str], int] = {}
+    for pos in _POS_FILES:
+        with open(source / f"index.{pos}", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("  "):
+                    continue
+                f = line.split()
+                offsets = f[len(f) - int(f[2]):]
+                for k, off in enumerate(offsets, start=1):
+                    sense_number[(pos, f[0], off)] = k
+    tag_counts: dict[str, str] = {}
+    if (source / "cntlist.rev").is_file():
+        with open(source / "cntlist.rev", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, count = line.split()
+                tag_counts[_ADJ_MARKER.sub("", key)] = count
+    lines = []
+    for (pos, off), (lex_filenum, ss_type, words, head) in synsets.items():
+        head_part = ":"
+        if ss_type == "s" and head is not None:
+            head_word, head_id = synsets[("adj", head)][2][0]
+            head_part = f"{head_word}:{head_id:02d}"
+        seen: set[str] = set()
+        for lemma, lex_id in words:
+            if lemma in seen:  # 'Earth'/'earth' in one synset share one sense key (the first)
+                continue
+            seen.add(lemma)
+            key = f"{lemma}%{_SS_TYPE_NUMBER[ss_type]}:{lex_filenum:02d}:{lex_id:02d}:{head_part}"
+            lines.append(f"{key} {off} {sense_number.get((pos, lemma, off), 0)} {tag_counts.get(key, '0')}\n")
+    lines.sort()
+    return lines
+
+
 def _source_dir() -> Path:
     return Path(os.environ.get("MEIT_WORDNET_SOURCE") or DEFAULT_SOURCE)
 
@@ -73,6 +140,8 @@ def _build(target: Path, source: Path) -> None:
         if (source / name).is_file():
             shutil.copyfile(source / name, tmp / name)
     (tmp / "lexnames").write_text(lexnames_text(), encoding="utf-8")
+    if not (tmp / "index.sense").is_file():
+        (tmp / "index.sense").write_text("".join(sense_index_lines(source)), encoding="utf-8")
     (tmp / _MARKER).write_text(str(source), encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
     try:

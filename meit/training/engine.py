@@ -25,7 +25,7 @@ from meit.errors import ConfigError, TrainingError
 from meit.training.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
 from meit.training.logs import JsonlLog
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
-from meit.training.setup import build_accelerator, build_model, build_split_dataset
+from meit.training.setup import build_accelerator, build_model, build_split_dataset, check_data
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def validation_loss(model: torch.nn.Module, loader: DataLoader, accelerator: Any
 def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
     """Train as the recipe says and write ``OUTPUT_DIR/final`` (the ``save_pretrained`` artifact)."""
     output_dir = Path(recipe.output_dir)
+    check_data(recipe, [recipe.data.train_split] + ([recipe.data.eval_split] if recipe.train.eval_every else []))
     accelerator = build_accelerator(recipe)
     is_main = accelerator.is_main_process
     if is_main:

@@ -72,6 +72,15 @@ def make_transform(model: Any, source_fs: int) -> Any:
     )
 
 
+def check_data(recipe: Recipe, splits: list[str]) -> None:
+    """Fail before the (slow) model build when the dataset or a needed split is missing."""
+    if not recipe.data.path:
+        raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
+    dataset = load_prepared(recipe.data.path)
+    for name in splits:
+        get_split(dataset, name, recipe.data.path)
+
+
 def build_split_dataset(
     recipe: Recipe,
     model: Any,

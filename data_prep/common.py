@@ -1,0 +1,635 @@
+"""Shared preparation machinery: reading one WFDB record into a clean 12 × T millivolt array (or a
+typed reason to reject it), and streaming many records into a resumable, sharded dataset.
+
+Record checks run cheapest first (files, header, lead names, length) so a broken record costs little,
+and each failure maps to one reject reason that ``rejected.jsonl`` reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import signal
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+import wfdb
+
+from meit import __version__
+from meit.data.transforms import crop_or_pad, resample
+from meit.errors import ConfigError, DataError
+from meit.leads import CANONICAL_LEADS, lead_permutation
+
+if TYPE_CHECKING:
+    from datasets import Features, Value
+
+log = logging.getLogger(__name__)
+
+# Reject reasons, in the order the checks run. Values are the one-line explanations used in docs.
+REJECT_REASONS: dict[str, str] = {
+    "empty_report": "the report is empty after cleaning (or missing from the translation CSV)",
+    "missing_hea": "the .hea header file does not exist",
+    "unreadable_header": "the header cannot be parsed or has no usable sampling rate / length",
+    "wrong_lead_count": "the header does not declare exactly 12 signals",
+    "unknown_leads": "a signal name is not one of the 12 standard leads (or appears twice)",
+    "too_short": "the record is shorter than the minimum duration",
+    "missing_dat": "a signal file named in the header does not exist",
+    "truncated_dat": "a signal file is smaller than the header says",
+    "unreadable_dat": "the signal file cannot be decoded",
+    "missing_lead": "a lead is entirely missing and the policy is to reject",
+    "unusable_signal": "no lead carries a usable (finite, non-constant) signal",
+}
+
+# Bytes per sample of the WFDB storage formats we can size-check; others are checked by decoding.
+_BYTES_PER_SAMPLE: dict[str, float] = {
+    "8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3,
+}
+_UNIT_SCALE: dict[str, float] = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+
+
+class RecordRejected(Exception):
+    """A record that does not enter the dataset; ``reason`` is a key of :data:`REJECT_REASONS`."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class SignalPolicy:
+    """How raw signals become the stored array (same for every record of a dataset)."""
+
+    fs: int
+    seconds: float = 10.0
+    min_seconds: float | None = None
+    max_gap_seconds: float = 0.2
+    missing_lead: Literal["zero", "reject"] = "zero"
+
+    @property
+    def samples(self) -> int:
+        """T, the fixed number of stored samples per lead."""
+        return round(self.fs * self.seconds)
+
+    @property
+    def minimum_seconds(self) -> float:
+        return self.seconds if self.min_seconds is None else self.min_seconds
+
+
+def _nonfinite_runs(bad: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in a 1-D boolean mask."""
+    edges = np.diff(np.concatenate(([0], bad.view(np.int8), [0])))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    return ends - starts
+
+
+def repair_signal(sig: np.ndarray, fs: int, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]:
+    """Fill short NaN/inf gaps by linear interpolation; zero-fill (or reject) missing leads.
+
+    A lead is "missing" when it has no finite sample, or when its longest non-finite run exceeds
+    ``policy.max_gap_seconds`` (interpolating across a long hole would invent signal).
+    """
+    repairs: list[str] = []
+    max_gap = max(1, round(policy.max_gap_seconds * fs))
+    missing: list[str] = []
+    out = sig
+    idx = np.arange(sig.shape[1])
+    for row, name in enumerate(CANONICAL_LEADS):
+        lead = out[row]
+        bad = ~np.isfinite(lead)
+        n_bad = int(bad.sum())
+        if n_bad == 0:
+            continue
+        if n_bad == lead.size:
+            missing.append(name)
+            repairs.append(f"zero_filled:{name}:no finite samples")
+            continue
+        longest = int(_nonfinite_runs(bad).max())
+        if longest > max_gap:
+            missing.append(name)
+            repairs.append(f"zero_filled:{name}:gap of {longest} samples > {max_gap}")
+            continue
+        good = ~bad
+        lead[bad] = np.interp(idx[bad], idx[good], lead[good])
+        repairs.append(f"interpolated:{name}:{n_bad} samples")
+    if missing and policy.missing_lead == "reject":
+        raise RecordRejected("missing_lead", ", ".join(missing))
+    for name in missing:
+        out[CANONICAL_LEADS.index(name)] = 0.0
+    usable = [
+        row for row, name in enumerate(CANONICAL_LEADS)
+        if name not in missing and np.ptp(out[row]) > 0
+    ]
+    if not usable:
+        what = "all leads missing" if len(missing) == len(CANONICAL_LEADS) else "every lead is missing or flat"
+        raise RecordRejected("unusable_signal", what)
+    return out, repairs
+
+
+def _check_files(path: str, header: wfdb.Record) -> None:
+    """Missing or short signal files are told apart from undecodable ones before decoding."""
+    directory = os.path.dirname(path)
+    n_sig = header.n_sig or 0
+    spf = header.samps_per_frame or [1] * n_sig
+    offsets = header.byte_offset or [0] * n_sig
+    per_frame: dict[str, float] = {}
+    first_offset: dict[str, int] = {}
+    sizable = True
+    for file_name, fmt, frames, off in zip(header.file_name, header.fmt, spf, offsets, strict=False):
+        per = _BYTES_PER_SAMPLE.get(str(fmt))
+        sizable = sizable and per is not None
+        per_frame[file_name] = per_frame.get(file_name, 0.0) + (per or 0.0) * (frames or 1)
+        first_offset.setdefault(file_name, int(off or 0))
+    for file_name, width in per_frame.items():
+        full = os.path.join(directory, file_name)
+        if not os.path.isfile(full):
+            raise RecordRejected("missing_dat", f"{full} not found")
+        expected = int(np.ceil(width * header.sig_len)) + first_offset[file_name]
+        actual = os.path.getsize(full)
+        if sizable and actual < expected:
+            raise RecordRejected("truncated_dat", f"{full}: {actual} bytes, header implies {expected}")
+
+
+def read_header(path: str, policy: SignalPolicy) -> tuple[wfdb.Record, list[int]]:
+    """Parse and validate the header; returns it with the canonical→source lead permutation."""
+    if not os.path.isfile(path + ".hea"):
+        raise RecordRejected("missing_hea", f"{path}.hea not found")
+    try:
+        header = wfdb.rdheader(path)
+    except Exception as err:  # wfdb raises many types for malformed text
+        raise RecordRejected("unreadable_header", f"{path}.hea: {type(err).__name__}: {err}") from None
+    if not header.fs or header.fs <= 0 or not header.sig_len or header.n_sig is None:
+        raise RecordRejected(
+            "unreadable_header", f"{path}.hea: fs={header.fs}, sig_len={header.sig_len}, n_sig={header.n_sig}"
+        )
+    if header.n_sig != len(CANONICAL_LEADS):
+        raise RecordRejected("wrong_lead_count", f"{header.n_sig} signals, expected 12")
+    perm, unknown = lead_permutation(header.sig_name or [])
+    if unknown or any(p is None for p in perm):
+        raise RecordRejected("unknown_leads", f"lead names {header.sig_name}")
+    seconds = header.sig_len / float(header.fs)
+    if seconds + 1e-9 < policy.minimum_seconds:
+        raise RecordRejected("too_short", f"{seconds:.3f} s < {policy.minimum_seconds} s")
+    return header, [int(p) for p in perm if p is not None]
+
+
+def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]:
+    """Read, reorder, repair, resample and crop/pad one record to float32 ``(12, policy.samples)``.
+
+    ``path`` is the record path without extension. Raises :class:`RecordRejected`.
+    """
+    header, perm = read_header(path, policy)
+    _check_files(path, header)
+    try:
+        record = wfdb.rdrecord(path, physical=True)
+        raw = record.p_signal
+    except Exception as err:
+        raise RecordRejected("unreadable_dat", f"{path}: {type(err).__name__}: {err}") from None
+    if raw is None or raw.ndim != 2 or raw.shape[1] != len(CANONICAL_LEADS):
+        raise RecordRejected("unreadable_dat", f"{path}: decoded shape {getattr(raw, 'shape', None)}")
+    scale = np.array([_UNIT_SCALE.get(str(u or "mV").strip().lower(), 1.0) for u in record.units])
+    sig = (raw[:, perm] * scale[perm]).T.astype(np.float64, copy=True)
+    fs_in = float(header.fs)
+    fs_src = round(fs_in)
+    sig, repairs = repair_signal(sig, fs_src, policy)
+    if fs_src != policy.fs:
+        sig = resample(sig, fs_src, policy.fs)
+    n = sig.shape[1]
+    if n < policy.samples:
+        repairs.append(f"padded:end:{policy.samples - n} samples")
+    sig = crop_or_pad(sig, policy.samples, mode="start")
+    out = sig.astype(np.float32)
+    if not np.isfinite(out).all():  # e.g. absurd values overflowing float32
+        raise RecordRejected("unusable_signal", "non-finite values after conversion to float32")
+    return out, repairs
+
+
+# --------------------------------------------------------------------------------------------------
+# From a list of input records to a prepared dataset on disk (sharded, resumable, deterministic).
+# --------------------------------------------------------------------------------------------------
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+FORMAT_VERSION = 1
+WORK_DIR = ".work"
+_SHARD_BYTES = 64 * 1024 * 1024
+_CHUNK = 8  # records per task sent to a worker
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input record as the source module lists it (metadata only, no signal)."""
+
+    id: str
+    patient_id: str
+    split: str
+    path: str  # absolute record path without extension
+    report: str
+    extra: tuple[tuple[str, object], ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker returns for one item: a row (with its digest) or a reject."""
+
+    row: dict | None
+    digest: bytes
+    reject: dict | None
+
+
+def base_features(samples: int) -> dict:
+    """Columns every prepared dataset has, in order (the DESIGN.md contract)."""
+    from datasets import Array2D, List, Value
+
+    return {
+        "id": Value("string"),
+        "patient_id": Value("string"),
+        "ecg": Array2D(shape=(len(CANONICAL_LEADS), samples), dtype="float32"),
+        "fs": Value("int64"),
+        "report": Value("string"),
+        "repairs": List(Value("string")),
+    }
+
+
+def row_digest(row: dict) -> bytes:
+    """Content digest of one row: every field, the signal as raw float32 bytes."""
+    meta = {k: v for k, v in row.items() if k != "ecg"}
+    h = hashlib.sha256(json.dumps(meta, sort_keys=True, ensure_ascii=False, default=str).encode())
+    h.update(np.ascontiguousarray(row["ecg"], dtype=np.float32).tobytes())
+    return h.digest()
+
+
+def process_item(item: Item, policy: SignalPolicy) -> Outcome:
+    """Turn one input record into a row or a reject; never raises for bad data."""
+    try:
+        if not item.report.strip():
+            raise RecordRejected("empty_report", "no report text")
+        ecg, repairs = read_signal(item.path, policy)
+    except RecordRejected as rej:
+        reject = {"id": item.id, "reason": rej.reason, "detail": rej.detail}
+        return Outcome(None, b"", reject)
+    except Exception as err:  # a bug or an unforeseen file problem must not stop the batch
+        reject = {"id": item.id, "reason": "unreadable_dat", "detail": f"{type(err).__name__}: {err}"}
+        return Outcome(None, b"", reject)
+    row = {
+        "id": item.id, "patient_id": item.patient_id, "ecg": ecg, "fs": policy.fs,
+        "report": item.report, "repairs": repairs, **dict(item.extra),
+    }
+    return Outcome(row, row_digest(row), None)
+
+
+def process_chunk(items: list[Item], policy: SignalPolicy) -> list[Outcome]:
+    """Worker entry point: a small batch keeps inter-process overhead low."""
+    return [process_item(item, policy) for item in items]
+
+
+def _watch_parent(parent: int) -> None:
+    # A worker whose parent was killed (kill -9) would otherwise wait forever on its task queue.
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _init_worker() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _run_chunks(
+    chunks: Iterator[list[Item]], policy: SignalPolicy, workers: int
+) -> Iterator[list[Outcome]]:
+    """Results in input order, with at most a few chunks in flight (bounded memory)."""
+    if workers <= 1:
+        for chunk in chunks:
+            yield process_chunk(chunk, policy)
+        return
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, initializer=_init_worker) as pool:
+        pending: deque = deque()
+        for chunk in itertools.islice(chunks, 3 * workers):
+            pending.append(pool.apply_async(process_chunk, (chunk, policy)))
+        while pending:
+            result = pending.popleft().get()
+            nxt = next(chunks, None)
+            if nxt is not None:
+                pending.append(pool.apply_async(process_chunk, (nxt, policy)))
+            yield result
+
+
+@dataclass(frozen=True)
+class Shard:
+    split: str
+    index: int
+    count: int  # shards in this split
+    items: tuple[Item, ...]
+
+    @property
+    def file_name(self) -> str:
+        return f"data-{self.index:05d}-of-{self.count:05d}.arrow"
+
+    @property
+    def key(self) -> str:
+        return f"{self.split}-{self.index:05d}"
+
+
+def plan_shards(items: list[Item], shard_size: int) -> list[Shard]:
+    """Fixed shards per split from the input order alone, so output never depends on workers."""
+    shards: list[Shard] = []
+    for split in SPLITS:
+        mine = [it for it in items if it.split == split]
+        count = max(1, -(-len(mine) // shard_size))
+        for k in range(count):
+            shards.append(Shard(split, k, count, tuple(mine[k * shard_size : (k + 1) * shard_size])))
+    return shards
+
+
+def default_shard_size(samples: int) -> int:
+    """About 64 MiB of signal per shard, between 16 and 1024 records."""
+    return int(min(1024, max(16, _SHARD_BYTES // (len(CANONICAL_LEADS) * samples * 4))))
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_shard(path: Path, rows: list[dict], features: Features) -> None:
+    from datasets.arrow_writer import ArrowWriter
+
+    tmp = path.with_name(path.name + ".tmp")
+    columns: dict[str, list] = {name: [] for name in features}
+    for row in rows:
+        for name in features:
+            columns[name].append(row.get(name))
+    writer = ArrowWriter(features=features, path=str(tmp))
+    try:
+        if rows:
+            writer.write_batch(columns)
+        writer.finalize()
+    finally:
+        writer.close()
+    os.replace(tmp, path)
+
+
+_OUR_NAMES = {"manifest.json", "rejected.jsonl", "dataset_dict.json", WORK_DIR, *SPLITS}
+
+
+def _reset_output(out: Path) -> None:
+    for name in _OUR_NAMES:
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def _claim_output(out: Path, config: dict, overwrite: bool) -> dict | None:
+    """Decide fresh start / resume / already done; returns the finished manifest when done."""
+    manifest_path = out / "manifest.json"
+    work = out / WORK_DIR
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"OUT {out}: exists and is not a directory")
+    if overwrite:
+        _reset_output(out)
+    elif manifest_path.exists():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        if manifest.get("config") == config:
+            if work.exists():
+                shutil.rmtree(work)
+            return manifest
+        raise ConfigError(
+            f"OUT {out}: already holds a dataset prepared with other settings; "
+            "choose another directory or pass --overwrite"
+        )
+    elif (work / "config.json").exists():
+        previous = json.loads((work / "config.json").read_text(encoding="utf-8"))
+        if previous != config:
+            raise ConfigError(
+                f"OUT {out}: holds an interrupted run with other settings "
+                f"({WORK_DIR}/config.json differs); rerun with the same settings or pass --overwrite"
+            )
+    elif out.exists() and any(p.name not in _OUR_NAMES for p in out.iterdir()):
+        raise ConfigError(f"OUT {out}: is not empty and is not a meit prep output; choose an empty directory")
+    (work / "markers").mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        (out / split).mkdir(exist_ok=True)
+        for stale in (out / split).glob("*.tmp"):
+            stale.unlink()
+    _atomic_write_text(work / "config.json", json.dumps(config, indent=2, sort_keys=True))
+    return None
+
+
+def _finalise(
+    out: Path, shards: list[Shard], features: Features, manifest: dict, pre_rejects: list[dict]
+) -> dict:
+    """Write the datasets metadata, rejected.jsonl and manifest.json (last: it marks completion)."""
+    from datasets import DatasetInfo
+
+    work = out / WORK_DIR
+    markers = {s.key: json.loads((work / "markers" / f"{s.key}.json").read_text()) for s in shards}
+    total = hashlib.sha256()
+    counts: dict[str, int] = {}
+    rejects: list[dict] = list(pre_rejects)
+    for split in SPLITS:
+        mine = [s for s in shards if s.split == split]
+        split_hash = hashlib.sha256()
+        for s in mine:
+            split_hash.update(bytes.fromhex(markers[s.key]["hash"]))
+            rejects.extend(markers[s.key]["rejects"])
+        counts[split] = sum(markers[s.key]["rows"] for s in mine)
+        total.update(split.encode() + split_hash.digest())
+        state = {
+            "_data_files": [{"filename": s.file_name} for s in mine],
+            "_fingerprint": split_hash.hexdigest()[:16],
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": split,
+        }
+        info = DatasetInfo(description=f"meit prep {manifest['source']}", features=features)
+        info_dict = {"citation": "", "description": info.description, "features": features.to_dict(),
+                     "homepage": "", "license": ""}
+        _atomic_write_text(out / split / "state.json", json.dumps(state, indent=2, sort_keys=True))
+        _atomic_write_text(out / split / "dataset_info.json", json.dumps(info_dict, indent=2))
+    rejected_text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rejects)
+    total.update(b"rejected" + rejected_text.encode())
+    _atomic_write_text(out / "dataset_dict.json", json.dumps({"splits": list(SPLITS)}))
+    _atomic_write_text(out / "rejected.jsonl", rejected_text)
+    by_reason: dict[str, int] = {}
+    for r in rejects:
+        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+    manifest = {
+        **manifest,
+        "counts": counts,
+        "inputs": sum(len(s.items) for s in shards) + len(pre_rejects),
+        "rejected": len(rejects),
+        "rejected_by_reason": dict(sorted(by_reason.items())),
+        "content_hash": "sha256:" + total.hexdigest(),
+    }
+    _atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(work)
+    return manifest
+
+
+def run_prepare(
+    items: list[Item],
+    out: str | os.PathLike,
+    *,
+    features: dict,
+    policy: SignalPolicy,
+    manifest: dict,
+    config: dict,
+    workers: int = 1,
+    shard_size: int | None = None,
+    pre_rejects: list[dict] | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Process ``items`` into ``OUT`` (see DESIGN.md) and return the manifest.
+
+    Shards are written to their final place atomically, with a marker per finished shard in
+    ``OUT/.work``; a rerun after any interruption skips finished shards and ends with the same bytes.
+    ``config`` must hold every setting that changes output: a rerun with other settings is refused.
+    ``pre_rejects`` are records the source module already refused from its tables alone.
+    """
+    from datasets import Features
+    from tqdm import tqdm
+
+    if workers < 1:
+        raise ConfigError(f"workers: expected >= 1, got {workers}")
+    out_path = Path(out)
+    shard_size = shard_size or default_shard_size(policy.samples)
+    if shard_size < 1:
+        raise ConfigError(f"shard_size: expected >= 1, got {shard_size}")
+    pre_rejects = list(pre_rejects or [])
+    ids = [it.id for it in items] + [r["id"] for r in pre_rejects]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i, c in Counter(ids).items() if c > 1)
+        raise DataError(f"record id {dup!r} appears more than once in the input tables")
+    inputs_hash = hashlib.sha256(repr((items, pre_rejects)).encode()).hexdigest()
+    config = {**config, "shard_size": shard_size, "inputs_hash": inputs_hash, "format_version": FORMAT_VERSION}
+    done_manifest = _claim_output(out_path, config, overwrite)
+    if done_manifest is not None:
+        log.info("%s already holds this prepared dataset; nothing to do", out_path)
+        return done_manifest
+
+    feats = Features(features)
+    markers = out_path / WORK_DIR / "markers"
+    shards = plan_shards(items, shard_size)
+    todo = [s for s in shards if not (markers / f"{s.key}.json").exists()]
+    skipped = sum(len(s.items) for s in shards) - sum(len(s.items) for s in todo)
+    if skipped:
+        log.info("resuming: %d of %d records already prepared", skipped, len(items))
+    bar = tqdm(total=len(items), initial=skipped, unit="rec", desc=f"prep {manifest['source']}",
+               disable=not progress, dynamic_ncols=True)
+
+    def chunks() -> Iterator[list[Item]]:
+        for s in todo:
+            for k in range(0, len(s.items), _CHUNK):
+                yield list(s.items[k : k + _CHUNK])
+
+    results = _run_chunks(chunks(), policy, workers)
+    with bar:
+        for s in todo:
+            rows: list[dict] = []
+            rejects: list[dict] = []
+            digest = hashlib.sha256()
+            remaining = len(s.items)
+            while remaining > 0:
+                batch = next(results)
+                remaining -= len(batch)
+                for o in batch:
+                    if o.row is not None:
+                        rows.append(o.row)
+                        digest.update(o.digest)
+                    else:
+                        rejects.append(o.reject)
+                bar.update(len(batch))
+            _write_shard(out_path / s.split / s.file_name, rows, feats)
+            marker = {"rows": len(rows), "hash": digest.hexdigest(), "rejects": rejects}
+            _atomic_write_text(markers / f"{s.key}.json", json.dumps(marker, sort_keys=True))
+    results.close()
+    manifest = {
+        **manifest,
+        "format_version": FORMAT_VERSION,
+        "meit_version": __version__,
+        "fs": policy.fs,
+        "seconds": policy.seconds,
+        "samples": policy.samples,
+        "leads": list(CANONICAL_LEADS),
+        "units": "mV",
+        "config": config,
+    }
+    return _finalise(out_path, shards, feats, manifest, pre_rejects)
+
+
+def column_feature(series: pd.Series) -> tuple[str, Value]:
+    """Arrow type for a kept table column: bool, int64, float64 or string (missing → null)."""
+    from datasets import Value
+
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool", Value("bool")
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int", Value("int64")
+    if pd.api.types.is_float_dtype(dtype):
+        finite = series.dropna()
+        if len(finite) and (finite == finite.round()).all() and finite.abs().max() < 2**53 and series.isna().any():
+            return "int", Value("int64")  # an integer column with gaps arrives as float
+        return "float", Value("float64")
+    return "str", Value("string")
+
+
+def column_value(value: object, kind: str) -> object:
+    """A table cell as a plain Python value of ``kind``; NaN / inf / empty become None."""
+    if value is None:
+        return None
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    try:
+        if kind == "bool":
+            return bool(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    except (TypeError, ValueError):
+        return None
+    text = str(value)
+    return text
+
+
+def read_table(path: Path, required: tuple[str, ...], **kwargs: object) -> pd.DataFrame:
+    """Read a CSV of the raw layout, naming the file and the missing columns on failure."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (expected the raw dataset's table here)")
+    try:
+        table = pd.read_csv(path, **kwargs)
+    except Exception as err:
+        raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {err})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
+    return table
+
+
+def clean_text(text: object) -> str:
+    """Whitespace-normalised text; NaN / None give the empty string."""
+    if text is None or (isinstance(text, float) and not np.isfinite(text)):
+        return ""
+    return " ".join(str(text).split())

@@ -1,0 +1,81 @@
+"""Recipe loading: validation, overrides, 'did you mean', and the shipped recipes."""
+
+from pathlib import Path
+
+import pytest
+
+from meit.config import VALID_KEYS, closest_key, load_recipe, parse_override
+from meit.errors import ConfigError
+
+RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").glob("**/*.yaml"))
+RECIPE_FILES = [p for p in RECIPES if "accelerate" not in p.parts and "deepspeed" not in p.parts]
+
+
+def test_defaults_follow_meit_hyperparameters():
+    recipe = load_recipe(None)
+    assert recipe.model.lora.r == 64 and recipe.model.lora.alpha == 128 and recipe.model.lora.dropout == 0.1
+    assert recipe.train.lr == 2e-5 and recipe.train.warmup_ratio == 0.03 and recipe.train.scheduler == "linear"
+
+
+def test_overrides_are_parsed_as_yaml_and_nested():
+    recipe = load_recipe(None, ["train.lr=1e-4", "model.lora.r=8", "model.kv_layers=[0, 2]", "train.resume=auto"])
+    assert recipe.train.lr == pytest.approx(1e-4)
+    assert recipe.model.lora.r == 8
+    assert recipe.model.kv_layers == [0, 2]
+    assert recipe.train.resume == "auto"
+
+
+@pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [("trian.lr=1", "train.lr"), ("model.lora.rr=2", "model.lora.r"), ("model.fusoin=kv", "model.fusion")],
+)
+def test_unknown_key_names_the_closest_valid_key(override, suggestion):
+    with pytest.raises(ConfigError) as err:
+        load_recipe(None, [override])
+    assert override.split("=")[0] in str(err.value)
+    assert f"did you mean '{suggestion}'" in str(err.value)
+
+
+def test_unknown_key_in_yaml_file_is_reported(tmp_path):
+    file = tmp_path / "r.yaml"
+    file.write_text("train:\n  batchsize: 4\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'train.batchsize'; did you mean 'train.batch_size'"):
+        load_recipe(file)
+
+
+def test_bad_value_names_key_and_value(tmp_path):
+    with pytest.raises(ConfigError, match=r"model.fusion: .*'prefix' or 'kv'.*got 'cross'"):
+        load_recipe(None, ["model.fusion=cross"])
+    with pytest.raises(ConfigError, match=r"train.batch_size"):
+        load_recipe(None, ["train.batch_size=0"])
+
+
+def test_kv_fusion_takes_one_slot():
+    with pytest.raises(ConfigError, match="num_ecg_tokens must be 1"):
+        load_recipe(None, ["model.fusion=kv", "model.num_ecg_tokens=4"])
+    assert load_recipe(None, ["model.fusion=prefix", "model.num_ecg_tokens=4"]).model.num_ecg_tokens == 4
+
+
+def test_malformed_override_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="section.key=value"):
+        parse_override("train.lr")
+    with pytest.raises(ConfigError, match="not found"):
+        load_recipe(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_recipe(bad)
+
+
+def test_recipe_vocabulary_of_design_md_exists():
+    for key in ["output_dir", "seed", "data.path", "data.fs", "data.seconds", "model.llm", "model.encoder",
+                "model.encoder_checkpoint", "model.projector", "model.fusion", "model.lora.r", "model.lora.alpha",
+                "train.stage", "train.max_steps", "train.epochs", "train.batch_size", "train.grad_accum",
+                "train.lr", "train.save_every", "train.resume"]:
+        assert key in VALID_KEYS, key
+    assert closest_key("train.ephocs") == "train.epochs"
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: p.name)
+def test_shipped_recipes_validate(path):
+    load_recipe(path)
