@@ -29,6 +29,9 @@ PROTOCOL = {
 }
 
 
+ALWAYS_DESCRIBED = ("bleu_rouge_l_cider_d", "rouge_1_2")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "score",
@@ -100,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         "predictions": str(args.predictions),
         "predictions_sha256": _sha256(args.predictions),
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-        "protocol": {k: v for k, v in PROTOCOL.items() if k != "meteor" or not args.no_meteor},
+        "protocol": {k: v for k, v in PROTOCOL.items() if k in result or k in ALWAYS_DESCRIBED},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp-{os.getpid()}")

@@ -41,6 +41,7 @@ v5 v6 with and or of the in a no significant change compared to previous tracing
 bpm ms mv amplitude duration morphology poor r progression early transition late q waves pathologic
 describe this electrocardiogram write clinical report for given signal interpret what does show please
 summarise findings provide diagnosis heart patient twelve recording reading cardiac rhythm conduction
+ECG EKG QRS ST PR QT AV LBBB RBBB LAFB LVH RVH AF SR Describe Write Interpret What The This Sinus
 """.split()
 
 
