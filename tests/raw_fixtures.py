@@ -63,6 +63,8 @@ def write_record(directory: Path, name: str, fs: int, sig: np.ndarray, lead_name
 def _apply_quirk(quirk: str, rng: np.random.Generator, sig: np.ndarray, names: list[str], fs: int):
     """Mutate the canonical signal / lead names for one quirk; returns (file_sig, file_names, stored)."""
     stored = sig.copy()
+    lower = [name.lower() for name in names]
+    v2, avl = lower.index("v2"), lower.index("avl")
     file_names = list(names)
     file_sig = sig.copy()
     if quirk == "shuffled":
@@ -70,12 +72,12 @@ def _apply_quirk(quirk: str, rng: np.random.Generator, sig: np.ndarray, names: l
         file_sig = sig[order]
         file_names = [names[i].lower() if k % 2 else names[i] for k, i in enumerate(order)]
     elif quirk == "nan_run":
-        file_sig[7, 100:104] = np.nan
+        file_sig[v2, 100:104] = np.nan
         x = np.arange(sig.shape[1])
-        stored[7, 100:104] = np.interp(x[100:104], [99, 104], [sig[7, 99], sig[7, 104]])
+        stored[v2, 100:104] = np.interp(x[100:104], [99, 104], [sig[v2, 99], sig[v2, 104]])
     elif quirk == "nan_lead":
-        file_sig[4, :] = np.nan
-        stored[4, :] = 0.0
+        file_sig[avl, :] = np.nan
+        stored[avl, :] = 0.0
     elif quirk == "all_nan":
         file_sig[:] = np.nan
     elif quirk == "unknown_lead":

@@ -1,0 +1,1 @@
+"""Backbone benchmark suites: train + evaluate each backbone, collect tables and plots."""

@@ -1,0 +1,126 @@
+"""Run a suite in sequence here, or emit one accelerate job per backbone for a cluster."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import shlex
+import time
+from pathlib import Path
+from typing import Any
+
+from meit.bench.suite import Suite, SuiteEntry, resolve_path
+from meit.config import Recipe, load_recipe
+
+log = logging.getLogger(__name__)
+SCORE_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "rouge_1", "rouge_2")
+
+
+def entry_recipe(suite: Suite, entry: SuiteEntry, suite_dir: Path, data_path: Path) -> Recipe:
+    out = Path(suite.output_dir) / entry.name
+    overrides = [*suite.overrides, *entry.overrides, f"model.llm={entry.name}" if not any(
+        o.startswith("model.llm=") for o in entry.overrides) else "", f"output_dir={out}", f"data.path={data_path}"]
+    return load_recipe(resolve_path(suite.base_recipe, suite_dir), [o for o in overrides if o])
+
+
+def prepare_data(suite: Suite, suite_dir: Path, progress: bool = True) -> Path:
+    """The suite's prepared dataset: given, or synthesised + prepared once under the output dir."""
+    if suite.data_path:
+        return resolve_path(suite.data_path, suite_dir)
+    from data_prep.ptbxl import prepare_ptbxl
+    from meit.synth import generate_ptbxl_layout
+
+    assert suite.synth is not None
+    root = Path(suite.output_dir) / "data"
+    raw, prepared = root / "raw", root / "prepared"
+    if not (raw / "ptbxl_database.csv").is_file():
+        generate_ptbxl_layout(raw, n=suite.synth.n, seed=suite.synth.seed, fs=500, workers=2, progress=progress)
+    if not (prepared / "manifest.json").is_file():
+        prepare_ptbxl(raw, prepared, source=suite.synth.source, report="original", workers=2, seed=suite.synth.seed)
+    return prepared
+
+
+def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list[dict[str, Any]]:
+    """Train and evaluate each backbone in turn; one failing backbone is recorded, the rest go on."""
+    from meit.evaluation.runner import evaluate_model
+    from meit.models import MeitModel
+    from meit.training import train
+
+    data_path = prepare_data(suite, suite_dir, progress)
+    rows: list[dict[str, Any]] = []
+    for index, entry in enumerate(suite.backbones, 1):
+        print(f"\n== bench {index}/{len(suite.backbones)}: {entry.name} ==", flush=True)
+        started = time.time()
+        row: dict[str, Any] = {"backbone": entry.name}
+        try:
+            recipe = entry_recipe(suite, entry, suite_dir, data_path)
+            result = train(recipe, progress=progress)
+            model = MeitModel.from_pretrained(result.final_dir)
+            metrics = evaluate_model(model, recipe, Path(recipe.output_dir) / "eval", checkpoint=str(result.final_dir),
+                                     progress=progress, label=entry.name)
+            row.update({k: metrics[k] for k in SCORE_KEYS if k in metrics})
+            row.update(status="ok", steps=result.steps, final_loss=result.losses[-1] if result.losses else None,
+                       trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
+        except Exception as err:  # one backbone failing must not lose the others' results
+            log.exception("backbone %s failed", entry.name)
+            row.update(status="failed", error=f"{type(err).__name__}: {err}")
+        row["seconds"] = round(time.time() - started, 1)
+        rows.append(row)
+        write_results(suite, rows)
+    return rows
+
+
+def emit_jobs(suite: Suite, suite_dir: Path, launcher: str) -> list[Path]:
+    """One shell script per backbone (train then eval), ready for ``sbatch`` or a job queue."""
+    data_path = Path(suite.data_path) if suite.data_path else Path(suite.output_dir) / "data" / "prepared"
+    jobs_dir = Path(suite.output_dir) / "jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    scripts = []
+    for entry in suite.backbones:
+        recipe = entry_recipe(suite, entry, suite_dir, data_path)
+        out = Path(recipe.output_dir)
+        recipe_file = jobs_dir / f"{entry.name}.yaml"
+        from meit.config import dump_recipe
+
+        recipe_file.write_text(dump_recipe(recipe))
+        script = jobs_dir / f"{entry.name}.sh"
+        script.write_text(
+            "#!/usr/bin/env bash\nset -euo pipefail\n"
+            f"{launcher} -m meit.cli train {shlex.quote(str(recipe_file))}\n"
+            f"python -m meit.cli eval --checkpoint {shlex.quote(str(out / 'final'))} "
+            f"--data {shlex.quote(str(data_path))} --split {recipe.eval.split} --out {shlex.quote(str(out / 'eval'))}\n"
+        )
+        script.chmod(0o755)
+        scripts.append(script)
+    return scripts
+
+
+def collect(suite: Suite) -> list[dict[str, Any]]:
+    """Rows from each backbone's ``eval/metrics.json`` (after emitted jobs have run)."""
+    rows = []
+    for entry in suite.backbones:
+        file = Path(suite.output_dir) / entry.name / "eval" / "metrics.json"
+        if file.is_file():
+            metrics = json.loads(file.read_text())
+            rows.append({"backbone": entry.name, "status": "ok", **{k: metrics[k] for k in SCORE_KEYS if k in metrics}})
+        else:
+            rows.append({"backbone": entry.name, "status": "missing"})
+    write_results(suite, rows)
+    return rows
+
+
+def write_results(suite: Suite, rows: list[dict[str, Any]]) -> None:
+    from meit.bench.tables import write_markdown, write_plots
+
+    out = Path(suite.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    write_markdown(suite, rows, out / "results.md")
+    write_plots(rows, out / "figures")

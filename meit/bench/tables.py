@@ -1,0 +1,68 @@
+"""Markdown tables and bar plots of a suite's results, beside published reference numbers."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+PLOT_METRICS = ("bleu_4", "meteor", "rouge_l", "cider_d")
+
+
+def read_reference(path: Path, dataset: str | None) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [r for r in rows if dataset is None or r.get("dataset") == dataset]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "–" if value in (None, "") else str(value)
+
+
+def write_markdown(suite: Any, rows: list[dict[str, Any]], path: Path) -> None:
+    from meit.bench.suite import resolve_path
+
+    metrics = [m for m in ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d") if any(m in r for r in rows)]
+    lines = [f"# bench: {suite.name}", "", "| backbone | status | " + " | ".join(metrics) + " | seconds |",
+             "|---|---|" + "---:|" * (len(metrics) + 1)]
+    for row in rows:
+        lines.append(f"| {row['backbone']} | {row.get('status', '')} | "
+                     + " | ".join(_cell(row.get(m)) for m in metrics) + f" | {_cell(row.get('seconds'))} |")
+    failed = [r for r in rows if r.get("status") == "failed"]
+    if failed:
+        lines += ["", "Failures:"] + [f"- {r['backbone']}: {r.get('error')}" for r in failed]
+    if suite.reference:
+        ref = read_reference(resolve_path(suite.reference, Path.cwd()), suite.reference_dataset)
+        if ref:
+            lines += ["", f"Published reference ({suite.reference_dataset or 'all datasets'}; not comparable "
+                      "metric-for-metric, see docs/metrics.md):", "",
+                      "| backbone | " + " | ".join(PLOT_METRICS) + " |", "|---|" + "---:|" * len(PLOT_METRICS)]
+            lines += [f"| {r['backbone']} | " + " | ".join(r.get(m) or "–" for m in PLOT_METRICS) + " |" for r in ref]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plots(rows: list[dict[str, Any]], folder: Path) -> None:
+    """One bar chart per main metric across backbones."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    if not ok:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    present = [m for m in PLOT_METRICS if any(m in r for r in ok)]
+    fig, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 4), squeeze=False)
+    names = [r["backbone"] for r in ok]
+    for ax, metric in zip(axes[0], present, strict=True):
+        ax.bar(range(len(ok)), [r.get(metric) or 0.0 for r in ok], color="#4c72b0")
+        ax.set_xticks(range(len(ok)), names, rotation=60, ha="right", fontsize=8)
+        ax.set_title(metric)
+    fig.tight_layout()
+    fig.savefig(folder / "metrics_by_backbone.png", dpi=110)
+    plt.close(fig)

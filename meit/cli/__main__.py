@@ -1,0 +1,5 @@
+import sys
+
+from meit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""What every ECG encoder declares (its input contract) and how data is checked against it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from meit.errors import DataError
+
+Normalisation = Literal["zscore", "minmax", "none"]
+
+
+@dataclass(frozen=True)
+class EncoderContract:
+    """The input an encoder was built for: ``leads × (fs · seconds)`` samples, normalised as declared.
+
+    Normalisation is applied by the data pipeline at load time (never baked into stored signals);
+    the encoder only declares which one it expects.
+    """
+
+    leads: int = 12
+    fs: int = 500
+    seconds: float = 10.0
+    normalisation: Normalisation = "zscore"
+
+    @property
+    def samples(self) -> int:
+        return round(self.fs * self.seconds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderContract:
+        return cls(**{k: data[k] for k in ("leads", "fs", "seconds", "normalisation") if k in data})
+
+    def describe(self) -> str:
+        return (f"{self.leads} leads × {self.samples} samples ({self.fs} Hz × {self.seconds:g} s), "
+                f"normalisation {self.normalisation}")
+
+
+class ECGEncoder(nn.Module):
+    """Base class: ``forward(ecg[B, leads, T]) -> tokens[B, N, out_dim]``.
+
+    ``pooled=True`` returns one vector per ECG (``N = 1``); otherwise a token sequence over time.
+    """
+
+    contract: EncoderContract
+    out_dim: int
+
+    def check_input(self, ecg: torch.Tensor) -> None:
+        """Raise :class:`DataError` naming expected vs got when ``ecg`` breaks the contract."""
+        c = self.contract
+        if not isinstance(ecg, torch.Tensor):
+            raise DataError(f"ECG batch must be a tensor [batch, {c.leads}, {c.samples}], got {type(ecg).__name__}")
+        if ecg.dim() != 3:
+            raise DataError(
+                f"ECG batch must have shape [batch, leads, samples] = [B, {c.leads}, {c.samples}], "
+                f"got shape {list(ecg.shape)}"
+            )
+        _, leads, samples = ecg.shape
+        if leads != c.leads or samples != c.samples:
+            got_s = samples / c.fs
+            raise DataError(
+                f"ECG does not match the encoder's input contract: expected {c.describe()}; "
+                f"got {leads} leads × {samples} samples (= {got_s:g} s at {c.fs} Hz). "
+                "Resample/crop the data (data.fs, data.seconds) or set model.encoder_fs / model.encoder_seconds."
+            )
+        if not ecg.is_floating_point():
+            raise DataError(f"ECG batch must be floating point, got {ecg.dtype}")
+        if not torch.isfinite(ecg).all():
+            raise DataError("ECG batch contains NaN or inf values (prepared datasets must be finite)")
+
+    def forward(self, ecg: torch.Tensor, pooled: bool = False) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
