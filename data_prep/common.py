@@ -240,6 +240,47 @@ class Item:
     extra: tuple[tuple[str, object], ...] = ()
 
 
+class ItemTable:
+    """All input records as one columnar table (a few hundred bytes per record, not Python objects).
+
+    ``frame`` has columns ``id, patient_id, split, path, report`` plus the extra columns named in
+    ``extra_kinds`` (column → "bool" | "int" | "float" | "str"). Items are materialised one shard at
+    a time, so even MIMIC-IV-ECG's ~800k records fit in a small, fixed budget.
+    """
+
+    REQUIRED = ("id", "patient_id", "split", "path", "report")
+
+    def __init__(self, frame: pd.DataFrame, extra_kinds: dict[str, str]) -> None:
+        missing = [c for c in (*self.REQUIRED, *extra_kinds) if c not in frame.columns]
+        if missing:
+            raise ValueError(f"ItemTable: frame lacks columns {missing}")
+        self.frame = frame.reset_index(drop=True)[[*self.REQUIRED, *extra_kinds]]
+        self.extra_kinds = dict(extra_kinds)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def ids(self) -> list[str]:
+        return self.frame["id"].astype(str).tolist()
+
+    def indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero((self.frame["split"] == split).to_numpy())
+
+    def items(self, indices: np.ndarray) -> list[Item]:
+        out = []
+        for row in self.frame.iloc[indices].to_dict("records"):
+            extra = tuple((c, column_value(row[c], kind)) for c, kind in self.extra_kinds.items())
+            out.append(Item(str(row["id"]), str(row["patient_id"]), str(row["split"]), str(row["path"]),
+                            clean_report(row["report"]), extra))
+        return out
+
+    def fingerprint(self) -> str:
+        """Content hash of the whole table: a changed input table is a different job."""
+        h = hashlib.sha256(json.dumps([list(self.frame.columns), self.extra_kinds]).encode())
+        h.update(pd.util.hash_pandas_object(self.frame.astype(str), index=False).to_numpy().tobytes())
+        return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What a worker returns for one item: a row (with its digest) or a reject."""
@@ -334,7 +375,7 @@ class Shard:
     split: str
     index: int
     count: int  # shards in this split
-    items: tuple[Item, ...]
+    rows: np.ndarray  # positions in the ItemTable
 
     @property
     def file_name(self) -> str:
@@ -345,14 +386,14 @@ class Shard:
         return f"{self.split}-{self.index:05d}"
 
 
-def plan_shards(items: list[Item], shard_size: int) -> list[Shard]:
+def plan_shards(table: ItemTable, shard_size: int) -> list[Shard]:
     """Fixed shards per split from the input order alone, so output never depends on workers."""
     shards: list[Shard] = []
     for split in SPLITS:
-        mine = [it for it in items if it.split == split]
+        mine = table.indices(split)
         count = max(1, -(-len(mine) // shard_size))
         for k in range(count):
-            shards.append(Shard(split, k, count, tuple(mine[k * shard_size : (k + 1) * shard_size])))
+            shards.append(Shard(split, k, count, mine[k * shard_size : (k + 1) * shard_size]))
     return shards
 
 
@@ -476,7 +517,7 @@ def _finalise(
     manifest = {
         **manifest,
         "counts": counts,
-        "inputs": sum(len(s.items) for s in shards) + len(pre_rejects),
+        "inputs": sum(len(s.rows) for s in shards) + len(pre_rejects),
         "rejected": len(rejects),
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "content_hash": "sha256:" + total.hexdigest(),
@@ -487,7 +528,7 @@ def _finalise(
 
 
 def run_prepare(
-    items: list[Item],
+    items: ItemTable,
     out: str | os.PathLike,
     *,
     features: dict,
@@ -517,11 +558,13 @@ def run_prepare(
     if shard_size < 1:
         raise ConfigError(f"shard_size: expected >= 1, got {shard_size}")
     pre_rejects = list(pre_rejects or [])
-    ids = [it.id for it in items] + [r["id"] for r in pre_rejects]
+    ids = items.ids() + [r["id"] for r in pre_rejects]
     if len(set(ids)) != len(ids):
         dup = next(i for i, c in Counter(ids).items() if c > 1)
         raise DataError(f"record id {dup!r} appears more than once in the input tables")
-    inputs_hash = hashlib.sha256(repr((items, pre_rejects)).encode()).hexdigest()
+    inputs_hash = hashlib.sha256(
+        (items.fingerprint() + json.dumps(pre_rejects, sort_keys=True)).encode()
+    ).hexdigest()
     config = {**config, "shard_size": shard_size, "inputs_hash": inputs_hash, "format_version": FORMAT_VERSION}
     done_manifest = _claim_output(out_path, config, overwrite)
     if done_manifest is not None:
@@ -532,7 +575,7 @@ def run_prepare(
     markers = out_path / WORK_DIR / "markers"
     shards = plan_shards(items, shard_size)
     todo = [s for s in shards if not (markers / f"{s.key}.json").exists()]
-    skipped = sum(len(s.items) for s in shards) - sum(len(s.items) for s in todo)
+    skipped = sum(len(s.rows) for s in shards) - sum(len(s.rows) for s in todo)
     if skipped:
         log.info("resuming: %d of %d records already prepared", skipped, len(items))
     bar = tqdm(total=len(items), initial=skipped, unit="rec", desc=f"prep {manifest['source']}",
@@ -540,8 +583,9 @@ def run_prepare(
 
     def chunks() -> Iterator[list[Item]]:
         for s in todo:
-            for k in range(0, len(s.items), _CHUNK):
-                yield list(s.items[k : k + _CHUNK])
+            shard_items = items.items(s.rows)
+            for k in range(0, len(shard_items), _CHUNK):
+                yield shard_items[k : k + _CHUNK]
 
     results = _run_chunks(chunks(), policy, workers)
     with bar:
@@ -549,7 +593,7 @@ def run_prepare(
             rows: list[dict] = []
             rejects: list[dict] = []
             digest = hashlib.sha256()
-            remaining = len(s.items)
+            remaining = len(s.rows)
             while remaining > 0:
                 batch = next(results)
                 remaining -= len(batch)
@@ -626,6 +670,11 @@ def read_table(path: Path, required: tuple[str, ...], **kwargs: object) -> pd.Da
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {list(table.columns)}")
     return table
+
+
+def clean_report(text: object) -> str:
+    """Report as stored: whitespace-normalised; NaN / None give the empty string (→ empty_report)."""
+    return clean_text(text)
 
 
 def clean_text(text: object) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from data_prep.common import (
-    Item,
+    ItemTable,
     SignalPolicy,
     base_features,
     clean_text,
@@ -42,7 +42,8 @@ OFFICIAL_COLUMNS: frozenset[str] = frozenset({
     "baseline_drift", "static_noise", "burst_noise", "electrodes_problems", "extra_beats", "pacemaker",
     "strat_fold", "filename_lr", "filename_hr",
 })
-_FIXED_EXTRA = ("scp_codes", "report_original", "strat_fold", "age", "sex")
+_FIXED_KINDS = {"scp_codes": "str", "report_original": "str", "strat_fold": "int", "age": "float", "sex": "int"}
+_FIXED_EXTRA = tuple(_FIXED_KINDS)
 _RESERVED = frozenset({"id", "patient_id", "ecg", "fs", "report", "repairs", *_FIXED_EXTRA})
 # SCP statement kinds in the order a composed report lists them.
 _SCP_ORDER = ("rhythm", "diagnostic", "form")
@@ -270,8 +271,8 @@ def _list_items(
     translations: dict[str, str] | None,
     kept: list[str],
     kinds: dict[str, tuple[str, object]],
-) -> tuple[list[Item], list[dict], int]:
-    """Items in ecg_id order; records whose table row is unusable become pre-rejects."""
+) -> tuple[ItemTable, list[dict], int]:
+    """Records in ecg_id order; records whose table row is unusable become pre-rejects."""
     rows = table.to_dict("records")
     pre_rejects: list[dict] = []
     candidates: list[tuple[dict, str, str]] = []
@@ -295,7 +296,7 @@ def _list_items(
     if moved:
         log.warning("%d records moved so that no patient spans two splits", moved)
 
-    items: list[Item] = []
+    records: list[dict] = []
     for row, rec_id, _split in candidates:
         patient = _patient(row, rec_id)
         original = clean_text(row.get("report"))
@@ -310,19 +311,20 @@ def _list_items(
         if not isinstance(rel, str) or not rel.strip():
             pre_rejects.append({"id": rec_id, "reason": "missing_hea", "detail": f"no {filename_col} in table"})
             continue
-        extra = {
+        records.append({
+            "id": rec_id, "patient_id": patient, "split": first[patient], "path": str(root / rel.strip()),
+            "report": text,
             "scp_codes": json.dumps(codes if codes is not None else {}, sort_keys=True),
             "report_original": original,
             "strat_fold": column_value(row["strat_fold"], "int"),
             "age": column_value(row.get("age"), "float"),
             "sex": column_value(row.get("sex"), "int"),
             **{c: column_value(row[c], kinds[c][0]) for c in kept},
-        }
-        items.append(Item(
-            id=rec_id, patient_id=patient, split=first[patient], path=str(root / rel.strip()),
-            report=text, extra=tuple(extra.items()),
-        ))
-    return items, pre_rejects, moved
+        })
+    extra_kinds = {**_FIXED_KINDS, **{c: kinds[c][0] for c in kept}}
+    columns = [*ItemTable.REQUIRED, *extra_kinds]
+    frame = pd.DataFrame(records, columns=columns).astype(object)
+    return ItemTable(frame, extra_kinds), pre_rejects, moved
 
 
 def _patient(row: dict, rec_id: str) -> str:
