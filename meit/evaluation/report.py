@@ -22,12 +22,15 @@ def plot_ecg_with_reports(signal: np.ndarray, fs: int, reference: str, predictio
     import matplotlib.pyplot as plt
 
     t = np.arange(signal.shape[1]) / fs
+    # one amplitude scale for all leads, as on paper ECGs, so lead amplitudes compare at a glance
+    span = float(np.nanpercentile(np.abs(signal), 99.9)) * 1.1 or 1.0
     fig = plt.figure(figsize=(16, 8), constrained_layout=True)
     grid = fig.add_gridspec(6, 3, width_ratios=[1, 1, 0.9])
     for i, lead in enumerate(CANONICAL_LEADS):
         ax = fig.add_subplot(grid[i % 6, i // 6])
         ax.plot(t, signal[i], lw=0.7, color="black")
-        ax.set_ylabel(lead, rotation=0, labelpad=14, fontsize=9)
+        ax.set_ylim(-span, span)
+        ax.set_ylabel(f"{lead}\nmV", rotation=0, labelpad=16, fontsize=8)
         ax.grid(True, which="both", color="#f4b6b6", lw=0.4)
         ax.tick_params(labelsize=7)
         if i % 6 != 5:

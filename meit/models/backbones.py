@@ -49,6 +49,8 @@ class Family:
     tiny_config: dict[str, Any] = field(default_factory=dict)
     #: template of the tiny variant (instruct-style families exercise the chat path)
     tiny_template: Template = "plain"
+    #: peft needs ``fan_in_fan_out`` for GPT-2 style Conv1D projections
+    lora_fan_in_fan_out: bool = False
     notes: str = ""
 
 
@@ -61,7 +63,7 @@ FAMILIES: dict[str, Family] = {
     "gpt2": Family(
         model_type="gpt2", config_class="GPT2Config",
         lora_targets=("c_attn", "c_proj", "c_fc"),
-        hidden_states_arg="positional", position_encoding="learned",
+        hidden_states_arg="positional", position_encoding="learned", lora_fan_in_fan_out=True,
         tiny_config=dict(n_embd=64, n_layer=2, n_head=4, n_positions=512, n_inner=128),
         notes="fused c_attn (Conv1D) computes the slot's q/k/v; learned absolute positions (slot at position 0)",
     ),
@@ -178,6 +180,7 @@ class BackboneSpec:
     attn_implementation: str | None
     position_encoding: str
     sliding_window: bool
+    lora_fan_in_fan_out: bool = False
     notes: str = ""
 
     @property
@@ -209,6 +212,7 @@ def _spec(name: str, family_key: str, source: str, template: Template, notes: st
         lora_targets=fam.lora_targets, attention_pattern=fam.attention_pattern,
         hidden_states_arg=fam.hidden_states_arg, attn_implementation=fam.attn_implementation,
         position_encoding=fam.position_encoding, sliding_window=fam.sliding_window,
+        lora_fan_in_fan_out=fam.lora_fan_in_fan_out,
         notes="; ".join(n for n in (fam.notes, notes) if n),
     )
 

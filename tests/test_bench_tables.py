@@ -1,0 +1,67 @@
+"""Suite validation, result tables and plots (no training here; the CPU suite runs in test_bench_cpu)."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from meit.bench.runner import collect, emit_jobs
+from meit.bench.suite import load_suite
+from meit.errors import ConfigError
+from meit.evaluation.report import metrics_table, plot_ecg_with_reports
+
+
+def _suite(tmp_path, body):
+    file = tmp_path / "suite.yaml"
+    file.write_text(body)
+    return file
+
+
+def test_suite_validation_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_suite(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="backbones"):
+        load_suite(_suite(tmp_path, "name: x\nbase_recipe: recipes/quickstart.yaml\ndata_path: d\n"))
+    with pytest.raises(ConfigError, match="data_path .* or synth"):
+        load_suite(_suite(tmp_path, "name: x\nbase_recipe: r.yaml\nbackbones: [{name: tiny-gpt2}]\n"))
+    with pytest.raises(ConfigError, match="repeat"):
+        load_suite(_suite(tmp_path, "name: x\nbase_recipe: r.yaml\ndata_path: d\n"
+                                    "backbones: [{name: tiny-gpt2}, {name: tiny-gpt2}]\n"))
+
+
+def test_emit_writes_one_job_per_backbone_and_collect_reads_results(tmp_path):
+    out = tmp_path / "bench"
+    suite, suite_dir = load_suite(_suite(tmp_path, f"""
+name: demo
+base_recipe: recipes/quickstart.yaml
+output_dir: {out}
+data_path: {tmp_path / 'data'}
+overrides: [train.max_steps=2]
+backbones:
+  - name: tiny-gpt2
+  - name: tiny-llama
+    overrides: [model.fusion=prefix]
+"""))
+    scripts = emit_jobs(suite, suite_dir, "accelerate launch")
+    assert [s.name for s in scripts] == ["tiny-gpt2.sh", "tiny-llama.sh"]
+    text = scripts[1].read_text()
+    assert "accelerate launch -m meit.cli train" in text and "meit.cli eval" in text
+    assert "fusion: prefix" in (out / "jobs" / "tiny-llama.yaml").read_text()
+    (out / "tiny-gpt2" / "eval").mkdir(parents=True)
+    (out / "tiny-gpt2" / "eval" / "metrics.json").write_text('{"bleu_4": 0.25, "rouge_l": 0.5}')
+    rows = collect(suite)
+    assert rows[0]["status"] == "ok" and rows[1]["status"] == "missing"
+    with open(out / "results.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert table[0]["bleu_4"] == "0.25"
+    assert "| tiny-gpt2 | ok |" in (out / "results.md").read_text()
+    assert (out / "figures" / "metrics_by_backbone.png").stat().st_size > 1000
+
+
+def test_metrics_table_and_figure(tmp_path):
+    table = metrics_table({"a": {"bleu_4": 0.5, "cider_d": 1.25}, "b": {"bleu_4": 0.1}})
+    assert table.splitlines()[0] == "| model | bleu_4 | cider_d |"
+    assert "| b | 0.1000 | – |" in table
+    signal = np.sin(np.linspace(0, 20, 1000))[None].repeat(12, 0)
+    path = plot_ecg_with_reports(signal, 100, "sinus rhythm.", "sinus rhythm.", tmp_path / "f.png")
+    assert path.stat().st_size > 10_000
