@@ -682,3 +682,22 @@ def clean_text(text: object) -> str:
     if text is None or (isinstance(text, float) and not np.isfinite(text)):
         return ""
     return " ".join(str(text).split())
+
+
+def preprocessing_description(policy: SignalPolicy) -> dict:
+    """The manifest's human-readable account of what happened to every signal."""
+    return {
+        "units": "physical values from the header (wfdb physical=True) converted to millivolts",
+        "lead_order": "matched by name, case-insensitive, written in canonical order",
+        "nan_repair": f"non-finite runs up to {policy.max_gap_seconds} s linearly interpolated per lead",
+        "missing_lead": (
+            "a lead with no finite sample or a longer gap is zero-filled and recorded"
+            if policy.missing_lead == "zero" else "a lead with no finite sample or a longer gap rejects the record"
+        ),
+        "resample": f"polyphase (scipy.signal.resample_poly) to {policy.fs} Hz when the header differs",
+        "length": (
+            f"first {policy.seconds} s kept ({policy.samples} samples); records of at least "
+            f"{policy.minimum_seconds} s but shorter are zero-padded at the end (recorded)"
+        ),
+        "normalisation": "none (applied at load time by the encoder's transform)",
+    }

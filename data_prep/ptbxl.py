@@ -23,6 +23,7 @@ from data_prep.common import (
     clean_text,
     column_feature,
     column_value,
+    preprocessing_description,
     read_table,
     run_prepare,
 )
@@ -216,7 +217,7 @@ def prepare_ptbxl(
             "seed": seed,
             "records_moved_to_keep_patients_together": moved,
         },
-        "preprocessing": _preprocessing(policy),
+        "preprocessing": preprocessing_description(policy),
         "extra_columns": [*_FIXED_EXTRA, *kept],
     }
     config = {
@@ -241,24 +242,6 @@ def _extra_features() -> dict:
         "strat_fold": Value("int64"),
         "age": Value("float64"),
         "sex": Value("int64"),
-    }
-
-
-def _preprocessing(policy: SignalPolicy) -> dict:
-    return {
-        "units": "physical values from the header (wfdb physical=True) converted to millivolts",
-        "lead_order": "matched by name, case-insensitive, written in canonical order",
-        "nan_repair": f"non-finite runs up to {policy.max_gap_seconds} s linearly interpolated per lead",
-        "missing_lead": (
-            "a lead with no finite sample or a longer gap is zero-filled and recorded"
-            if policy.missing_lead == "zero" else "a lead with no finite sample or a longer gap rejects the record"
-        ),
-        "resample": f"polyphase (scipy.signal.resample_poly) to {policy.fs} Hz when the header differs",
-        "length": (
-            f"first {policy.seconds} s kept ({policy.samples} samples); records of at least "
-            f"{policy.minimum_seconds} s but shorter are zero-padded at the end (recorded)"
-        ),
-        "normalisation": "none (applied at load time by the encoder's transform)",
     }
 
 

@@ -22,7 +22,7 @@ def test_suite_validation_errors(tmp_path):
         load_suite(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="backbones"):
         load_suite(_suite(tmp_path, "name: x\nbase_recipe: recipes/quickstart.yaml\ndata_path: d\n"))
-    with pytest.raises(ConfigError, match="data_path .* or synth"):
+    with pytest.raises(ConfigError, match=r"data_path .* or synth"):
         load_suite(_suite(tmp_path, "name: x\nbase_recipe: r.yaml\nbackbones: [{name: tiny-gpt2}]\n"))
     with pytest.raises(ConfigError, match="repeat"):
         load_suite(_suite(tmp_path, "name: x\nbase_recipe: r.yaml\ndata_path: d\n"

@@ -57,7 +57,7 @@ def test_kv_fusion_takes_one_slot():
 
 
 def test_malformed_override_and_missing_file(tmp_path):
-    with pytest.raises(ConfigError, match="section.key=value"):
+    with pytest.raises(ConfigError, match=r"section\.key=value"):
         parse_override("train.lr")
     with pytest.raises(ConfigError, match="not found"):
         load_recipe(tmp_path / "missing.yaml")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -117,7 +118,9 @@ def test_builds_from_wordnet_base_alone(tmp_path: Path, monkeypatch: pytest.Monk
         assert str(tmp_path / "cache" / "nltk_data") in nltk.data.path
         from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
-        reader = WordNetCorpusReader(str(target), None)
+        with warnings.catch_warnings():  # no multilingual (OMW) reader given: NLTK warns
+            warnings.simplefilter("ignore", UserWarning)
+            reader = WordNetCorpusReader(str(target), None)
         assert reader.synset("dog.n.01").lexname() == "noun.animal"
         assert wn_setup.ensure_wordnet() == target  # second call: nothing rebuilt
     finally:

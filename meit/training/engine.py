@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,6 +171,7 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
                 accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
             if recipe.train.save_every and step % recipe.train.save_every == 0:
                 _save(output_dir, step, model, optimizer, scheduler, epoch, batch_in_epoch, accelerator, recipe)
+                _maybe_inject_crash(step)
             if step >= total_steps:
                 break
         else:
@@ -214,6 +216,13 @@ def _flat_config(recipe: Recipe) -> dict[str, Any]:
 
     walk("", recipe.model_dump(mode="json"))
     return flat
+
+
+def _maybe_inject_crash(step: int) -> None:
+    """Fault injection for resume tests: ``MEIT_CRASH_AFTER_CHECKPOINT=N`` SIGKILLs the run after step N's save."""
+    target = os.environ.get("MEIT_CRASH_AFTER_CHECKPOINT")
+    if target is not None and int(target) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def check_world_size(num_processes: int) -> None:

@@ -1,0 +1,213 @@
+"""MIMIC-IV-ECG (PhysioNet) → prepared dataset.
+
+Reports are the machine statements ``report_0…17`` cleaned the way MEIT did, with the raw fields kept
+alongside. There are no official folds: patients (``subject_id``) are shuffled with the seed and cut
+by the ratios, so no patient ever appears in two splits and the same seed gives the same split.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_prep.common import (
+    SPLITS,
+    ItemTable,
+    SignalPolicy,
+    base_features,
+    clean_text,
+    column_feature,
+    preprocessing_description,
+    read_table,
+    run_prepare,
+)
+from meit.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+REPORT_FIELDS: tuple[str, ...] = tuple(f"report_{k}" for k in range(18))
+DEFAULT_RATIOS: tuple[float, float, float] = (0.90, 0.01, 0.09)
+_ID_COLUMNS = frozenset({"subject_id", "study_id", "ecg_time", "file_name", "path"})
+_RESERVED = frozenset({"id", "patient_id", "ecg", "fs", "report", "repairs", "study_id", "ecg_time", "report_raw"})
+_JUNK = re.compile(r"\*+|=")
+_EKG = re.compile(r"ekg", re.IGNORECASE)
+_CSV_CHUNK = 100_000
+
+
+def clean_mimic_report(parts: list[object]) -> str:
+    """MEIT's cleaning: non-empty statements joined with ". ", EKG → ECG, no ``***`` / ``=``, lowercase."""
+    texts = []
+    for part in parts:
+        text = clean_text(_JUNK.sub(" ", clean_text(part))).strip(" .")
+        if text:
+            texts.append(text)
+    joined = _EKG.sub("ECG", ". ".join(texts))
+    return joined.lower()
+
+
+def raw_report_fields(parts: list[object], names: list[str]) -> str:
+    """The non-empty raw ``report_k`` fields as a JSON object (kept for audit and other cleanings)."""
+    kept = {name: str(part) for name, part in zip(names, parts, strict=True) if clean_text(part)}
+    return json.dumps(kept, ensure_ascii=False)
+
+
+def assign_splits(subjects: np.ndarray, ratios: tuple[float, float, float], seed: int) -> dict[int, str]:
+    """Shuffle the sorted unique patients with ``seed`` and cut by ``ratios``.
+
+    A split with a positive ratio gets at least one patient when there are enough patients, so
+    tiny datasets still have a validation set.
+    """
+    unique = np.unique(subjects)
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n = len(unique)
+    counts = [round(r * n) for r in ratios]
+    positive = [r > 0 for r in ratios]
+    if n >= sum(positive):
+        for k in (1, 2):
+            if positive[k] and counts[k] == 0:
+                counts[k] = 1
+    counts[1] = min(counts[1], n)
+    counts[2] = min(counts[2], n - counts[1])
+    counts[0] = n - counts[1] - counts[2]
+    labels = np.repeat(np.array(SPLITS, dtype=object), counts)
+    return {int(unique[i]): str(labels[pos]) for pos, i in enumerate(order)}
+
+
+def _check_ratios(ratios: tuple[float, ...]) -> tuple[float, float, float]:
+    if len(ratios) != 3 or any(not np.isfinite(r) or r < 0 for r in ratios):
+        raise ConfigError(f"ratios: expected three non-negative fractions (train, validation, test), got {ratios}")
+    if abs(sum(ratios) - 1.0) > 1e-6 or ratios[0] <= 0:
+        raise ConfigError(f"ratios: expected fractions summing to 1 with train > 0, got {ratios}")
+    return (float(ratios[0]), float(ratios[1]), float(ratios[2]))
+
+
+def _read_measurements(path: Path, wanted: set[int] | None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """study_id → cleaned report, raw fields and the other measurement columns, read in chunks."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found (expected MIMIC-IV-ECG machine measurements)")
+    header = read_table(path, ("study_id",), nrows=0).columns
+    if not any(c in REPORT_FIELDS for c in header):
+        raise DataError(f"{path}: no report_0 … report_17 columns; found {list(header)}")
+    parts: list[pd.DataFrame] = []
+    try:
+        reader = pd.read_csv(path, chunksize=_CSV_CHUNK, low_memory=False)
+        for chunk in reader:
+            if wanted is not None:
+                chunk = chunk[chunk["study_id"].isin(wanted)]
+            fields = [c for c in REPORT_FIELDS if c in chunk.columns]
+            values = chunk[fields].astype(object).to_numpy().tolist()
+            reduced = chunk.drop(columns=fields + [c for c in ("subject_id", "ecg_time") if c in chunk.columns])
+            reduced = reduced.assign(
+                report=[clean_mimic_report(v) for v in values],
+                report_raw=[raw_report_fields(v, fields) for v in values],
+            )
+            parts.append(reduced)
+    except Exception as err:
+        raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {err})") from None
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["study_id", "report"])
+    table = table.drop_duplicates("study_id", keep="first")
+    extras = [c for c in table.columns if c not in {"study_id", "report", "report_raw"} and c not in _RESERVED]
+    kinds = {c: column_feature(table[c])[0] for c in extras}
+    return table, kinds
+
+
+def prepare_mimic_iv_ecg(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    fs: int | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    ratios: tuple[float, float, float] = DEFAULT_RATIOS,
+    seconds: float = 10.0,
+    min_seconds: float | None = None,
+    max_gap_seconds: float = 0.2,
+    missing_lead: str = "zero",
+    shard_size: int | None = None,
+    limit: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Prepare a MIMIC-IV-ECG root (``record_list.csv``, ``machine_measurements.csv``, ``files/``).
+
+    Returns the manifest (also written to ``OUT/manifest.json``).
+    """
+    root_path = Path(root).resolve()
+    if not root_path.is_dir():
+        raise DataError(f"MIMIC-IV-ECG root {root_path}: not a directory")
+    ratios = _check_ratios(tuple(ratios))
+    if missing_lead not in ("zero", "reject"):
+        raise ConfigError(f"missing_lead: expected 'zero' or 'reject', got {missing_lead!r}")
+    target_fs = int(fs or 500)
+    if target_fs <= 0:
+        raise ConfigError(f"fs: expected a positive sampling rate, got {fs}")
+    policy = SignalPolicy(
+        fs=target_fs, seconds=seconds, min_seconds=min_seconds,
+        max_gap_seconds=max_gap_seconds, missing_lead=missing_lead,  # type: ignore[arg-type]
+    )
+    list_path = root_path / "record_list.csv"
+    records = read_table(list_path, ("subject_id", "study_id", "path"), low_memory=False)
+    bad = records[pd.to_numeric(records["study_id"], errors="coerce").isna()
+                  | pd.to_numeric(records["subject_id"], errors="coerce").isna()]
+    if len(bad):
+        raise DataError(f"{list_path}: row {bad.index[0] + 2} has a non-numeric subject_id/study_id")
+    records = records.astype({"subject_id": "int64", "study_id": "int64"})
+    records = records.sort_values("study_id", kind="stable").reset_index(drop=True)
+    if limit is not None:
+        records = records.head(limit)
+    measurements, kinds = _read_measurements(
+        root_path / "machine_measurements.csv", set(records["study_id"].tolist()) if limit is not None else None
+    )
+    measurements = measurements.astype({"study_id": "int64"})
+    merged = records.merge(measurements, on="study_id", how="left", sort=False)
+    split_of = assign_splits(merged["subject_id"].to_numpy(), ratios, seed)
+    ecg_time = merged["ecg_time"] if "ecg_time" in merged.columns else pd.Series([None] * len(merged))
+    frame = pd.DataFrame({
+        "id": merged["study_id"].astype(str),
+        "patient_id": merged["subject_id"].astype(str),
+        "split": [split_of[s] for s in merged["subject_id"].tolist()],
+        "path": [str(root_path / str(p).strip()) for p in merged["path"].tolist()],
+        "report": merged["report"].fillna(""),
+        "study_id": merged["study_id"],
+        "ecg_time": ecg_time.where(ecg_time.notna(), None),
+        "report_raw": merged["report_raw"].fillna("{}"),
+        **{c: merged[c] for c in kinds},
+    }).astype(object)
+    extra_kinds = {"study_id": "int", "ecg_time": "str", "report_raw": "str", **kinds}
+    features = {**base_features(policy.samples), **_features(extra_kinds)}
+    manifest = {
+        "source": "mimic-iv-ecg",
+        "root": str(root_path),
+        "report": "report_0…17 non-empty joined with '. ', EKG→ECG, '***' and '=' removed, lowercased "
+                  "(MEIT); raw fields in report_raw",
+        "split": {
+            "rule": "patients (subject_id) shuffled with numpy default_rng(seed), cut train/validation/test",
+            "seed": seed,
+            "ratios": list(ratios),
+            "patients": {s: sum(1 for v in split_of.values() if v == s) for s in SPLITS},
+        },
+        "preprocessing": preprocessing_description(policy),
+        "extra_columns": list(extra_kinds),
+    }
+    config = {
+        "source": "mimic-iv-ecg", "root": str(root_path), "fs": policy.fs, "seconds": seconds,
+        "min_seconds": policy.minimum_seconds, "max_gap_seconds": max_gap_seconds,
+        "missing_lead": missing_lead, "seed": seed, "ratios": list(ratios), "limit": limit,
+    }
+    return run_prepare(
+        ItemTable(frame, extra_kinds), out, features=features, policy=policy, manifest=manifest,
+        config=config, workers=workers, shard_size=shard_size, overwrite=overwrite, progress=progress,
+    )
+
+
+def _features(kinds: dict[str, str]) -> dict:
+    from datasets import Value
+
+    arrow = {"bool": "bool", "int": "int64", "float": "float64", "str": "string"}
+    return {c: Value(arrow[k]) for c, k in kinds.items()}
