@@ -13,6 +13,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import re
 import shutil
 import signal
 import threading
@@ -139,7 +140,7 @@ def repair_signal(sig: np.ndarray, fs: int, policy: SignalPolicy) -> tuple[np.nd
     return out, repairs
 
 
-def _check_files(path: str, header: wfdb.Record) -> None:
+def _check_files(path: str, header: Header) -> None:
     """Missing or short signal files are told apart from undecodable ones before decoding."""
     directory = os.path.dirname(path)
     n_sig = header.n_sig or 0
@@ -163,27 +164,149 @@ def _check_files(path: str, header: wfdb.Record) -> None:
             raise RecordRejected("truncated_dat", f"{full}: {actual} bytes, header implies {expected}")
 
 
-def read_header(path: str, policy: SignalPolicy) -> tuple[wfdb.Record, list[int]]:
-    """Parse and validate the header; returns it with the canonical→source lead permutation."""
+@dataclass
+class Header:
+    """The fields of a single-segment WFDB header that preparation needs (wfdb's names)."""
+
+    n_sig: int
+    fs: float
+    sig_len: int | None
+    file_name: list[str]
+    fmt: list[str]
+    samps_per_frame: list[int]
+    skew: list[int]
+    byte_offset: list[int]
+    adc_gain: list[float]
+    baseline: list[int]
+    units: list[str]
+    sig_name: list[str]
+
+
+_FMT = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
+_GAIN = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\(([-+]?\d+)\))?(?:/(\S+))?$")
+_DEFAULT_GAIN = 200.0  # WFDB: a missing or zero gain means 200 adu per physical unit
+
+
+def parse_header(text: str) -> Header | None:
+    """Parse a WFDB header without pandas (wfdb's parser costs ~5 ms, most of a record's budget).
+
+    Returns None for layouts this parser leaves to wfdb (multi-segment records, headers without
+    a signal length); raises ValueError for malformed text.
+    """
+    lines = [ln.strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    if not lines:
+        raise ValueError("empty header")
+    record = lines[0].split()
+    if len(record) < 2:
+        raise ValueError("record line needs a name and a signal count")
+    if "/" in record[0]:
+        return None
+    n_sig = int(record[1])
+    fs = float(re.split(r"[/(]", record[2])[0]) if len(record) > 2 else 250.0
+    sig_len = int(record[3]) if len(record) > 3 else None
+    if sig_len is None:
+        return None
+    signal_lines = lines[1 : 1 + n_sig]
+    if len(signal_lines) != n_sig:
+        raise ValueError(f"{n_sig} signals declared, {len(signal_lines)} signal lines found")
+    h = Header(n_sig, fs, sig_len, [], [], [], [], [], [], [], [], [])
+    for line in signal_lines:
+        parts = line.split(maxsplit=8)
+        fmt = _FMT.match(parts[1]) if len(parts) > 1 else None
+        if fmt is None:
+            raise ValueError(f"bad signal line {line!r}")
+        gain, baseline, units = _DEFAULT_GAIN, None, "mV"
+        if len(parts) > 2:
+            match = _GAIN.match(parts[2])
+            if match is None:
+                raise ValueError(f"bad gain field {parts[2]!r}")
+            gain = float(match.group(1)) or _DEFAULT_GAIN
+            baseline = int(match.group(2)) if match.group(2) is not None else None
+            units = match.group(3) or "mV"
+        adc_zero = int(parts[4]) if len(parts) > 4 else 0
+        h.file_name.append(parts[0])
+        h.fmt.append(fmt.group(1))
+        h.samps_per_frame.append(int(fmt.group(2) or 1))
+        h.skew.append(int(fmt.group(3) or 0))
+        h.byte_offset.append(int(fmt.group(4) or 0))
+        h.adc_gain.append(gain)
+        h.baseline.append(adc_zero if baseline is None else baseline)
+        h.units.append(units)
+        h.sig_name.append(parts[8].strip() if len(parts) > 8 else "")
+    return h
+
+
+def _wfdb_header(path: str) -> Header:
+    record = wfdb.rdheader(path)
+    n = record.n_sig or 0
+    return Header(
+        n_sig=n, fs=float(record.fs or 0), sig_len=record.sig_len, file_name=list(record.file_name or []),
+        fmt=[str(f) for f in (record.fmt or [])], samps_per_frame=list(record.samps_per_frame or [1] * n),
+        skew=[s or 0 for s in (record.skew or [0] * n)], byte_offset=[b or 0 for b in (record.byte_offset or [0] * n)],
+        adc_gain=list(record.adc_gain or []), baseline=list(record.baseline or []),
+        units=list(record.units or ["mV"] * n), sig_name=list(record.sig_name or []),
+    )
+
+
+def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], bool]:
+    """Parse and validate the header.
+
+    Returns it with the canonical→source lead permutation and whether our parser (True) or
+    wfdb's (False) read it; the latter means the signal is decoded by wfdb too.
+    """
     if not os.path.isfile(path + ".hea"):
         raise RecordRejected("missing_hea", f"{path}.hea not found")
+    header: Header | None = None
     try:
-        header = wfdb.rdheader(path)
-    except Exception as err:  # wfdb raises many types for malformed text
-        raise RecordRejected("unreadable_header", f"{path}.hea: {type(err).__name__}: {err}") from None
-    if not header.fs or header.fs <= 0 or not header.sig_len or header.n_sig is None:
+        with open(path + ".hea", encoding="latin-1") as fh:
+            header = parse_header(fh.read())
+    except (ValueError, IndexError):
+        header = None
+    fast = header is not None
+    if header is None:
+        try:
+            header = _wfdb_header(path)
+        except Exception as err:  # wfdb raises many types for malformed text
+            raise RecordRejected("unreadable_header", f"{path}.hea: {type(err).__name__}: {err}") from None
+    if not header.fs or header.fs <= 0 or not header.sig_len or not header.n_sig:
         raise RecordRejected(
             "unreadable_header", f"{path}.hea: fs={header.fs}, sig_len={header.sig_len}, n_sig={header.n_sig}"
         )
     if header.n_sig != len(CANONICAL_LEADS):
         raise RecordRejected("wrong_lead_count", f"{header.n_sig} signals, expected 12")
-    perm, unknown = lead_permutation(header.sig_name or [])
+    perm, unknown = lead_permutation(header.sig_name)
     if unknown or any(p is None for p in perm):
         raise RecordRejected("unknown_leads", f"lead names {header.sig_name}")
     seconds = header.sig_len / float(header.fs)
     if seconds + 1e-9 < policy.minimum_seconds:
         raise RecordRejected("too_short", f"{seconds:.3f} s < {policy.minimum_seconds} s")
-    return header, [int(p) for p in perm if p is not None]
+    return header, [int(p) for p in perm if p is not None], fast
+
+
+def _fast_physical(path: str, header: Header, perm: list[int]) -> np.ndarray | None:
+    """Format-16 single-file records decoded with numpy, as wfdb would (invalid -32768 → NaN).
+
+    Returns (12, T) float64 in canonical order, or None when the layout needs wfdb.
+    """
+    if (
+        any(f != "16" for f in header.fmt) or len(set(header.file_name)) != 1
+        or any(s != 1 for s in header.samps_per_frame) or any(header.skew) or len(set(header.byte_offset)) != 1
+    ):
+        return None
+    assert header.sig_len is not None
+    full = os.path.join(os.path.dirname(path), header.file_name[0])
+    count = header.sig_len * header.n_sig
+    digital = np.fromfile(full, dtype="<i2", count=count, offset=header.byte_offset[0])
+    if digital.size != count:
+        raise RecordRejected("truncated_dat", f"{full}: {digital.size} samples, header implies {count}")
+    frames = digital.reshape(header.sig_len, header.n_sig).T[perm]
+    invalid = frames == -32768
+    baseline = np.asarray(header.baseline, dtype=np.float64)[perm, None]
+    gain = np.asarray(header.adc_gain, dtype=np.float64)[perm, None]
+    physical = (frames - baseline) / gain
+    physical[invalid] = np.nan
+    return physical
 
 
 def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]:
@@ -191,19 +314,21 @@ def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]
 
     ``path`` is the record path without extension. Raises :class:`RecordRejected`.
     """
-    header, perm = read_header(path, policy)
+    header, perm, fast = read_header(path, policy)
     _check_files(path, header)
-    try:
-        record = wfdb.rdrecord(path, physical=True)
-        raw = record.p_signal
-    except Exception as err:
-        raise RecordRejected("unreadable_dat", f"{path}: {type(err).__name__}: {err}") from None
-    if raw is None or raw.ndim != 2 or raw.shape[1] != len(CANONICAL_LEADS):
-        raise RecordRejected("unreadable_dat", f"{path}: decoded shape {getattr(raw, 'shape', None)}")
-    scale = np.array([_UNIT_SCALE.get(str(u or "mV").strip().lower(), 1.0) for u in record.units])
-    sig = (raw[:, perm] * scale[perm]).T.astype(np.float64, copy=True)
-    fs_in = float(header.fs)
-    fs_src = round(fs_in)
+    sig = _fast_physical(path, header, perm) if fast else None
+    if sig is None:
+        try:
+            raw = wfdb.rdrecord(path, physical=True).p_signal
+        except Exception as err:
+            raise RecordRejected("unreadable_dat", f"{path}: {type(err).__name__}: {err}") from None
+        if raw is None or raw.ndim != 2 or raw.shape[1] != len(CANONICAL_LEADS):
+            raise RecordRejected("unreadable_dat", f"{path}: decoded shape {getattr(raw, 'shape', None)}")
+        sig = raw[:, perm].T.astype(np.float64, copy=True)
+    scale = np.array([_UNIT_SCALE.get(str(header.units[p] or "mV").strip().lower(), 1.0) for p in perm])
+    if (scale != 1.0).any():
+        sig *= scale[:, None]
+    fs_src = round(header.fs)
     sig, repairs = repair_signal(sig, fs_src, policy)
     if fs_src != policy.fs:
         sig = resample(sig, fs_src, policy.fs)
@@ -337,7 +462,8 @@ def process_chunk(items: list[Item], policy: SignalPolicy) -> list[Outcome]:
 
 
 def _watch_parent(parent: int) -> None:
-    # A worker whose parent was killed (kill -9) would otherwise wait forever on its task queue.
+    # A worker whose parent was killed (kill -9) would otherwise wait forever on its task queue;
+    # the parent here is the forkserver, which exits when the main process dies.
     while True:
         time.sleep(1.0)
         if os.getppid() != parent:
@@ -357,7 +483,10 @@ def _run_chunks(
         for chunk in chunks:
             yield process_chunk(chunk, policy)
         return
-    ctx = mp.get_context("spawn")
+    # forkserver: workers start from a clean process that has imported this module once (fast,
+    # and safe although the parent may run threads); "fork" with threads can deadlock.
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["data_prep.common"])
     with ctx.Pool(workers, initializer=_init_worker) as pool:
         pending: deque = deque()
         for chunk in itertools.islice(chunks, 3 * workers):
@@ -429,6 +558,25 @@ def _write_shard(path: Path, rows: list[dict], features: Features) -> None:
 _OUR_NAMES = {"manifest.json", "rejected.jsonl", "dataset_dict.json", WORK_DIR, *SPLITS}
 
 
+def _maybe_crash(point: str) -> None:
+    """Test hook: ``MEIT_PREP_KILL_AT=shard:N`` (after N shards) or ``finalise`` SIGKILLs this process.
+
+    It lets tests prove that a run killed at any of these points resumes to identical output.
+    """
+    spec = os.environ.get("MEIT_PREP_KILL_AT", "")
+    if not spec.startswith(point):
+        return
+    if point == "shard":
+        global _shards_written
+        _shards_written += 1
+        if _shards_written < int(spec.split(":", 1)[1]):
+            return
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+_shards_written = 0
+
+
 def _reset_output(out: Path) -> None:
     for name in _OUR_NAMES:
         target = out / name
@@ -489,7 +637,7 @@ def _finalise(
         mine = [s for s in shards if s.split == split]
         split_hash = hashlib.sha256()
         for s in mine:
-            split_hash.update(bytes.fromhex(markers[s.key]["hash"]))
+            split_hash.update(bytes.fromhex(markers[s.key]["digests"]))
             rejects.extend(markers[s.key]["rejects"])
         counts[split] = sum(markers[s.key]["rows"] for s in mine)
         total.update(split.encode() + split_hash.digest())
@@ -507,6 +655,7 @@ def _finalise(
                      "homepage": "", "license": ""}
         _atomic_write_text(out / split / "state.json", json.dumps(state, indent=2, sort_keys=True))
         _atomic_write_text(out / split / "dataset_info.json", json.dumps(info_dict, indent=2))
+    _maybe_crash("finalise")
     rejected_text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rejects)
     total.update(b"rejected" + rejected_text.encode())
     _atomic_write_text(out / "dataset_dict.json", json.dumps({"splits": list(SPLITS)}))
@@ -592,7 +741,7 @@ def run_prepare(
         for s in todo:
             rows: list[dict] = []
             rejects: list[dict] = []
-            digest = hashlib.sha256()
+            digests: list[bytes] = []
             remaining = len(s.rows)
             while remaining > 0:
                 batch = next(results)
@@ -600,13 +749,14 @@ def run_prepare(
                 for o in batch:
                     if o.row is not None:
                         rows.append(o.row)
-                        digest.update(o.digest)
+                        digests.append(o.digest)
                     else:
                         rejects.append(o.reject)
                 bar.update(len(batch))
             _write_shard(out_path / s.split / s.file_name, rows, feats)
-            marker = {"rows": len(rows), "hash": digest.hexdigest(), "rejects": rejects}
+            marker = {"rows": len(rows), "digests": b"".join(digests).hex(), "rejects": rejects}
             _atomic_write_text(markers / f"{s.key}.json", json.dumps(marker, sort_keys=True))
+            _maybe_crash("shard")
     results.close()
     manifest = {
         **manifest,

@@ -49,6 +49,9 @@ class ModelConfig(_Section):
     gradient_checkpointing: bool = False
     trust_remote_code: bool = False
     max_length: int = Field(128, ge=8)
+    template: Literal["auto", "chat", "plain"] = Field(
+        "auto", description="prompt template: the backbone's default, its chat template, or MEIT's plain one"
+    )
 
     @model_validator(mode="after")
     def _check_fusion(self) -> ModelConfig:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import re
-import warnings
 from pathlib import Path
 
 import pytest
@@ -53,15 +52,9 @@ def test_lexnames_agree_with_the_manual_page() -> None:
     page = Path("/usr/share/man/man5/lexnames.5WN.gz")
     if not page.is_file():
         pytest.skip("wordnet manual page not installed")
-    listed = re.findall(r"^(\d\d)\t(\S+)", gzip.open(page, "rt").read(), flags=re.M)
+    with gzip.open(page, "rt") as fh:
+        listed = re.findall(r"^(\d\d)\t(\S+)", fh.read(), flags=re.M)
     assert [(int(i), n) for i, n in listed] == [(i, n) for i, (n, _) in enumerate(wn_setup.LEXNAMES)]
-
-
-def test_generated_sense_index_equals_debian_package() -> None:
-    real = SOURCE / "index.sense"
-    if not real.is_file():
-        pytest.skip("wordnet-sense-index not installed")
-    assert wn_setup.sense_index_lines(SOURCE) == real.read_text(encoding="utf-8").splitlines(keepends=True)
 
 
 def test_known_synsets_and_synonyms(wordnet) -> None:  # type: ignore[no-untyped-def]
@@ -81,9 +74,10 @@ def test_nltk_documented_meteor_values(wordnet) -> None:  # type: ignore[no-unty
 
     from meit.evaluation.tokenize import meteor_tokenize
 
-    hyp = ("It is a guide to action which ensures that the military always obeys the commands of the "
-           "party").split()
-    ref = "It is a guide to action that ensures that the military will forever heed Party commands".split()
+    hyp = ["It", "is", "a", "guide", "to", "action", "which", "ensures", "that", "the", "military", "always",
+           "obeys", "the", "commands", "of", "the", "party"]
+    ref = ["It", "is", "a", "guide", "to", "action", "that", "ensures", "that", "the", "military", "will",
+           "forever", "heed", "Party", "commands"]
     assert round(single_meteor_score(ref, hyp), 4) == 0.6944
     t = meteor_tokenize
     assert meteor_score([t("The cat sat on the mat")], t("on the mat sat the cat")) == 0.5
@@ -99,29 +93,41 @@ def test_missing_source_raises_offline_error(tmp_path: Path, monkeypatch: pytest
         wn_setup.ensure_wordnet()
 
 
-def test_builds_from_wordnet_base_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without index.sense in the source (plain wordnet-base), the corpus is still complete."""
-    src = tmp_path / "src"
+@pytest.fixture(scope="module")
+def built_from_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ensure_wordnet() over a copy of plain wordnet-base (no index.sense), in its own cache."""
+    tmp = tmp_path_factory.mktemp("wn")
+    src = tmp / "src"
     src.mkdir()
-    for name in wn_setup.REQUIRED_FILES + ("cntlist.rev",):
+    for name in (*wn_setup.REQUIRED_FILES, "cntlist.rev"):
         (src / name).symlink_to(SOURCE / name)
-    monkeypatch.setenv("MEIT_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("MEIT_WORDNET_SOURCE", str(src))
     import nltk
 
     before = list(nltk.data.path)
-    try:
-        target = wn_setup.ensure_wordnet()
-        assert target == tmp_path / "cache" / "nltk_data" / "corpora" / "wordnet"
-        for name in (*wn_setup.REQUIRED_FILES, "lexnames", "index.sense"):
-            assert (target / name).is_file(), name
-        assert str(tmp_path / "cache" / "nltk_data") in nltk.data.path
-        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEIT_CACHE", str(tmp / "cache"))
+        mp.setenv("MEIT_WORDNET_SOURCE", str(src))
+        try:
+            target = wn_setup.ensure_wordnet()
+            assert str(tmp / "cache" / "nltk_data") in nltk.data.path
+            assert wn_setup.ensure_wordnet() == target  # second call: nothing rebuilt
+        finally:
+            nltk.data.path[:] = before
+    assert target == tmp / "cache" / "nltk_data" / "corpora" / "wordnet"
+    return target
 
-        with warnings.catch_warnings():  # no multilingual (OMW) reader given: NLTK warns
-            warnings.simplefilter("ignore", UserWarning)
-            reader = WordNetCorpusReader(str(target), None)
-        assert reader.synset("dog.n.01").lexname() == "noun.animal"
-        assert wn_setup.ensure_wordnet() == target  # second call: nothing rebuilt
-    finally:
-        nltk.data.path[:] = before
+
+def test_builds_from_wordnet_base_alone(built_from_base: Path) -> None:
+    for name in (*wn_setup.REQUIRED_FILES, "cntlist.rev"):
+        assert (built_from_base / name).read_bytes() == (SOURCE / name).read_bytes(), name
+    assert (built_from_base / "lexnames").read_text() == wn_setup.lexnames_text()
+    assert (built_from_base / "index.sense").stat().st_size > 1_000_000
+    # loading through NLTK is covered by the tests above (ensure_wordnet() + nltk.corpus.wordnet)
+
+
+def test_generated_sense_index_equals_debian_package(built_from_base: Path) -> None:
+    """Debian ships index.sense separately (wordnet-sense-index); ours is derived line for line."""
+    real = SOURCE / "index.sense"
+    if not real.is_file():
+        pytest.skip("wordnet-sense-index not installed")
+    assert (built_from_base / "index.sense").read_bytes() == real.read_bytes()

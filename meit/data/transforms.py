@@ -125,13 +125,15 @@ def minmax(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def _filtfilt(x: np.ndarray, sos: np.ndarray) -> np.ndarray:
+def _filtfilt(x: np.ndarray, sos: np.ndarray, settle: int) -> np.ndarray:
     arr = np.asarray(_check_2d(x), dtype=np.float64)
     if arr.shape[1] < 2:
         return arr.copy()
-    # Zero-phase filtering; a short record gets a shorter reflection pad instead of an error.
-    padlen = min(3 * (2 * len(sos) + 1), arr.shape[1] - 1)
-    return sps.sosfiltfilt(sos, arr, axis=1, padlen=padlen)
+    # Zero-phase filtering. An even (mirror) pad avoids the step an odd pad creates at a non-zero
+    # end sample, and ~3 periods of the high-pass cut-off let it settle; a short record gets a
+    # shorter pad instead of an error.
+    padlen = min(max(3 * (2 * len(sos) + 1), settle), arr.shape[1] - 1)
+    return sps.sosfiltfilt(sos, arr, axis=1, padtype="even", padlen=padlen)
 
 
 def bandpass(x: np.ndarray, fs: int, low: float | None, high: float | None, order: int = 2) -> np.ndarray:
@@ -157,7 +159,7 @@ def bandpass(x: np.ndarray, fs: int, low: float | None, high: float | None, orde
         sos = sps.butter(order, low, btype="highpass", fs=fs, output="sos")
     else:
         sos = sps.butter(order, high, btype="lowpass", fs=fs, output="sos")
-    return _filtfilt(x, sos)
+    return _filtfilt(x, sos, settle=round(3 * fs / low) if low else 0)
 
 
 def remove_baseline(x: np.ndarray, fs: int, cutoff: float = 0.5) -> np.ndarray:

@@ -28,7 +28,7 @@ ROUGE12_USE_STEMMER = False
 BERTSCORE_NUM_LAYERS = 6
 
 
-def _check_pairs(predictions: Mapping[str, str], references: Mapping[str, str]) -> list[str]:
+def check_pairs(predictions: Mapping[str, str], references: Mapping[str, str]) -> list[str]:
     """Ids in reference order; DataError unless both sides have exactly the same ids and str texts."""
     pred_ids, ref_ids = set(predictions), set(references)
     if pred_ids != ref_ids:
@@ -199,7 +199,7 @@ def compute_metrics(
     Returns ``n`` and ``bleu_1..4``, ``rouge_l``, ``cider_d``, plus ``meteor``, ``rouge_1``/``rouge_2``
     and ``bertscore_f1`` when enabled. Empty predictions are scored (as zero matches), never an error.
     """
-    ids = _check_pairs(predictions, references)
+    ids = check_pairs(predictions, references)
     gts, res = coco_inputs(predictions, references, ids)
     b1, b2, b3, b4 = coco_bleu(gts, res)
     out: dict[str, float] = {"n": len(ids), "bleu_1": b1, "bleu_2": b2, "bleu_3": b3, "bleu_4": b4}

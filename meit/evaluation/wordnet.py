@@ -143,10 +143,13 @@ def _build(target: Path, source: Path) -> None:
     if not (tmp / "index.sense").is_file():
         (tmp / "index.sense").write_text("".join(sense_index_lines(source)), encoding="utf-8")
     (tmp / _MARKER).write_text(str(source), encoding="utf-8")
-    shutil.rmtree(target, ignore_errors=True)
+    if (target / _MARKER).is_file():  # another process finished first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    shutil.rmtree(target, ignore_errors=True)  # leftovers of an interrupted build
     try:
         tmp.rename(target)
-    except OSError:  # another process finished first
+    except OSError:  # lost a race with another process
         shutil.rmtree(tmp, ignore_errors=True)
 
 

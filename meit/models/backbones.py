@@ -56,7 +56,7 @@ class Family:
 
 _TINY_LLAMA_LIKE = dict(
     hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-    intermediate_size=128, max_position_embeddings=512, tie_word_embeddings=True,
+    intermediate_size=128, max_position_embeddings=512,
 )
 
 FAMILIES: dict[str, Family] = {
@@ -81,15 +81,14 @@ FAMILIES: dict[str, Family] = {
         lora_targets=("query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"),
         hidden_states_arg="positional",
         tiny_config=dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                         max_position_embeddings=512, rotary_pct=0.25, tie_word_embeddings=False),
+                         max_position_embeddings=512, rotary_pct=0.25),
         notes="query_key_value interleaved per head; partial rotary (slot at position 0 is unrotated)",
     ),
     "gptj": Family(
         model_type="gptj", config_class="GPTJConfig",
         lora_targets=("q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"),
         position_encoding="rope",
-        tiny_config=dict(n_embd=64, n_layer=2, n_head=4, rotary_dim=8, n_positions=512, n_inner=128,
-                         tie_word_embeddings=False),
+        tiny_config=dict(n_embd=64, n_layer=2, n_head=4, rotary_dim=8, n_positions=512, n_inner=128),
         notes="refuses sdpa (default eager); parallel attention + MLP block",
     ),
     "bloom": Family(

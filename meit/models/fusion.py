@@ -69,6 +69,7 @@ class KVSlotFusion:
             if bad:
                 raise ModelError(f"model.kv_layers {bad} out of range: backbone has {len(modules)} layers")
         self.layers = chosen
+        self.modules = modules
         self.state: _SlotState | None = None
         self._handles = [
             modules[i].register_forward_pre_hook(self._hook, with_kwargs=True) for i in chosen

@@ -204,13 +204,13 @@ def build_morphology(
     elif "rad" in findings:
         target = float(rng.uniform(100.0, 150.0))
     elif kind == "lbbb":
-        target = float(rng.uniform(-25.0, 45.0))
+        target = float(rng.uniform(-10.0, 50.0))
     else:
         target = anatomy.axis_deg
     qrs, turned = _steer_axis(qrs, target)
 
     t_vec = np.array(_T_VECTOR[kind]) * anatomy.t_scale + rng.normal(0.0, 0.03, 3)
-    t_vec = rotation_z(np.deg2rad(0.5 * turned)) @ (rot @ t_vec)
+    t_vec = rotation_z(np.deg2rad(0.8 * turned)) @ (rot @ t_vec)  # QRS-T angle stays physiological
 
     amps = qrs_amplitudes(qrs, qrs_s)
     limb, prec = float(amps[LIMB].max()), float(amps[PRECORDIAL].max())
@@ -218,11 +218,14 @@ def build_morphology(
         factor = min(rng.uniform(0.28, 0.45) / limb, rng.uniform(0.55, 0.9) / prec)
         t_vec = t_vec * min(1.0, 1.3 * factor)
     else:
-        factor = max(1.0, 0.65 / limb, 1.2 / prec)
-        if prec * factor > 3.6:  # keep giant voltages out of records that are not meant to have them
-            factor = 3.6 / prec
+        # clear of the low-voltage criteria, and a QRS in lead II that stands out from P and T
+        factor = max(1.0, 0.65 / limb, 1.2 / prec, 0.7 / float(amps[1]))
+        if prec * factor > 4.0:  # keep giant voltages out of records that are not meant to have them
+            factor = 4.0 / prec
     qrs = _scaled(qrs, factor)
     amps = amps * factor
+    # in lead II (the rhythm strip) T stays under half and P under a quarter of the QRS, as usual
+    t_vec = t_vec * min(1.0, 0.45 * float(amps[1]) / max(abs(float(LEAD_VECTORS_12[1] @ t_vec)), 1e-6))
 
     st_vec = np.array(_ST_SECONDARY.get(kind, (0.0, 0.0, 0.0))) @ rot.T
     territory: str | None = None
@@ -246,6 +249,8 @@ def build_morphology(
     p_dur = float(rng.uniform(0.085, 0.11))
     p_vectors = np.array([s[2] for s in _P_WAVES]) * anatomy.p_scale * min(1.0, 1.5 * factor)
     p = _rotate(_bumps(_P_WAVES, p_dur, p_vectors), rot)
+    p_peak = float(np.abs(LEAD_VECTORS_12[1] @ render(p, int(p_dur * 1000) + 2, 1000.0)).max())
+    p = _scaled(p, min(1.0, 0.25 * float(amps[1]) / max(p_peak, 1e-6)))
 
     pvc_qrs, pvc_stt, pvc_qrs_s, pvc_qt = _pvc(rng, qt_ref)
     return Morphology(
@@ -258,10 +263,17 @@ def build_morphology(
 
 
 def _pvc(rng: np.random.Generator, qt_ref: float) -> tuple[WaveSet, WaveSet, float, float]:
-    """A unifocal ventricular ectopic beat: wide, large, with a discordant T."""
+    """A unifocal ventricular ectopic beat: wide, large, with a discordant T.
+
+    The focus is random among those whose beats point inferiorly (large and upright in II, III and
+    aVF), as for outflow-tract PVCs, the commonest kind; other directions are redrawn.
+    """
     qrs_s = float(rng.uniform(0.135, 0.18))
-    u1 = rng.standard_normal(3)
-    u1 /= np.linalg.norm(u1)
+    for _ in range(100):
+        u1 = rng.standard_normal(3)
+        u1 /= np.linalg.norm(u1)
+        if LEAD_VECTORS_12[1] @ u1 >= 0.5:
+            break
     u2 = u1 + rng.normal(0.0, 0.6, 3)
     u2 /= np.linalg.norm(u2)
     amp = rng.uniform(1.2, 2.2)

@@ -41,12 +41,7 @@ _RATE_RANGES = {
     "sinus_tachy": (104.0, 150.0),
     "afib": (58.0, 140.0),
 }
-_ALLOWED_RATE = {
-    "sinus_rhythm": (60.0, 100.0),
-    "sinus_brady": (30.0, 59.0),
-    "sinus_tachy": (101.0, 200.0),
-    "afib": (40.0, 180.0),
-}
+_ALLOWED_RATE = (30.0, 200.0)  # for a requested rate; sinus labels also need the matching band
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,8 @@ def decimate_to_100(leads: np.ndarray) -> np.ndarray:
     return sps.resample_poly(leads, 1, 5, axis=-1, window=_decimation_filter(), padtype="line")
 
 
-def _check(fs: int, seconds: float, noise_level: float) -> None:
+def check_options(fs: int, seconds: float, noise_level: float) -> None:
+    """Reject rates, lengths and noise levels the generator does not support (ConfigError)."""
     if fs not in SUPPORTED_FS:
         raise ConfigError(f"fs={fs} is not supported; choose one of {SUPPORTED_FS} (PTB-XL's rates)")
     if not MIN_SECONDS <= seconds <= MAX_SECONDS:
@@ -91,9 +87,12 @@ def _choose_rate(rng: np.random.Generator, rhythm: str, heart_rate: float | None
     if heart_rate is None:
         low, high = _RATE_RANGES[rhythm]
         return float(rng.uniform(low, high))
-    low, high = _ALLOWED_RATE[rhythm]
-    if not low <= heart_rate <= high:
-        raise ConfigError(f"heart_rate={heart_rate} bpm does not fit {rhythm} ({low:g}-{high:g} bpm)")
+    low, high = _ALLOWED_RATE
+    if not low <= heart_rate <= high or _rhythm_for_rate(rhythm, heart_rate) != rhythm:
+        raise ConfigError(
+            f"heart_rate={heart_rate} bpm does not fit {rhythm} (sinus_brady < 60 <= sinus_rhythm <= 100 "
+            f"< sinus_tachy, after rounding; any rhythm {low:g}-{high:g} bpm)"
+        )
     return float(heart_rate)
 
 
@@ -194,7 +193,7 @@ def make_record(
     with_lr: bool = False,
 ) -> SynthRecord:
     """Generate one record. ``anatomy`` (from the patient) defaults to one drawn from ``seed``."""
-    _check(fs, seconds, noise_level)
+    check_options(fs, seconds, noise_level)
     streams = np.random.SeedSequence(seed).spawn(6)
     rng_find, rng_anat, rng_morph, rng_rhythm, rng_noise, rng_text = (
         np.random.default_rng(s) for s in streams

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 
+MIN_COUPLING_S = 0.34  # earlier ectopic beats would fall in the ventricles' refractory period
+
+
 @dataclass(frozen=True)
 class BeatTrain:
     """When each QRS starts (seconds from the first sample), which are PVCs, and sinus P-wave onsets."""
@@ -62,7 +65,10 @@ def sinus_train(
     p_onsets = onsets - pr_s
     is_pvc = np.zeros(len(onsets), dtype=bool)
     for k in _pvc_slots(rng, onsets, seconds, n_pvc):
-        coupling = rng.uniform(0.48, 0.68) * (onsets[k] - onsets[k - 1])
+        rr = onsets[k] - onsets[k - 1]
+        coupling = _coupling(rng, rr)
+        if coupling is None:
+            continue
         onsets[k] = onsets[k - 1] + coupling  # the sinus beat k is blocked; its P wave stays
         is_pvc[k] = True
     return BeatTrain(onsets, is_pvc, p_onsets, resp_hz, resp_phase)
@@ -78,10 +84,20 @@ def af_train(rng: np.random.Generator, rate_bpm: float, seconds: float, n_pvc: i
     onsets = onsets[: int(np.searchsorted(onsets, seconds + 1.0)) + 1]
     is_pvc = np.zeros(len(onsets), dtype=bool)
     for k in _pvc_slots(rng, onsets, seconds, n_pvc):
-        gap = onsets[k] - onsets[k - 1]
-        onsets[k] = onsets[k - 1] + max(0.32, rng.uniform(0.5, 0.7) * gap)
+        coupling = _coupling(rng, onsets[k] - onsets[k - 1])
+        if coupling is None:
+            continue
+        onsets[k] = onsets[k - 1] + coupling
         is_pvc[k] = True
     return BeatTrain(onsets, is_pvc, np.zeros(0), float(rng.uniform(0.15, 0.33)), float(rng.uniform(0, 6.28)))
+
+
+def _coupling(rng: np.random.Generator, rr: float) -> float | None:
+    """PVC coupling interval: premature by at least 80 ms, but after ventricular refractoriness."""
+    low, high = MIN_COUPLING_S, rr - 0.08
+    if high < low:
+        return None
+    return float(np.clip(rng.uniform(0.5, 0.7) * rr, low, high))
 
 
 def _pvc_slots(rng: np.random.Generator, onsets: np.ndarray, seconds: float, n_pvc: int) -> list[int]:

@@ -10,7 +10,7 @@ import torch
 
 from meit.errors import ModelError
 from meit.models.encoders.base import ECGEncoder, EncoderContract
-from meit.models.encoders.resnet1d import ResNet1d, resnet1d_18, resnet1d_34, resnet1d_50
+from meit.models.encoders.resnet1d import ResNet1d, resnet1d_18, resnet1d_34, resnet1d_50, resnet1d_tiny
 from meit.models.encoders.vit1d import ViT1d, vit1d_small, vit1d_tiny
 
 ENCODERS: dict[str, Callable[..., ECGEncoder]] = {
@@ -19,6 +19,7 @@ ENCODERS: dict[str, Callable[..., ECGEncoder]] = {
     "resnet1d-50": resnet1d_50,
     "vit1d-tiny": vit1d_tiny,
     "vit1d-small": vit1d_small,
+    "resnet1d-tiny": resnet1d_tiny,  # tests and smoke runs
 }
 
 

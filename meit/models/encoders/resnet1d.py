@@ -125,3 +125,9 @@ def resnet1d_34(contract: EncoderContract, **kw) -> ResNet1d:
 
 def resnet1d_50(contract: EncoderContract, **kw) -> ResNet1d:
     return ResNet1d(contract, Bottleneck1d, (3, 4, 6, 3), **kw)
+
+
+def resnet1d_tiny(contract: EncoderContract, **kw) -> ResNet1d:
+    """A very small ResNet (one basic block per stage, width 16) for tests and smoke runs."""
+    kw.setdefault("base_width", 16)
+    return ResNet1d(contract, BasicBlock1d, (1, 1, 1, 1), **kw)

@@ -1,0 +1,491 @@
+"""MeitModel: ECG encoder → projector → fusion (prefix | kv) → causal LLM (+ LoRA)."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+import meit
+from meit.config import ModelConfig
+from meit.errors import ConfigError, DataError, ModelError
+from meit.models.backbones import BackboneSpec, resolve_backbone
+from meit.models.encoders import ECGEncoder, EncoderContract, build_encoder, load_encoder_checkpoint
+from meit.models.fusion import KVSlotFusion, splice_prefix
+from meit.models.loading import apply_lora, load_llm, load_tokenizer, source_folder
+from meit.models.projectors import build_projector
+
+ARTIFACT_FORMAT = "meit-model"
+ARTIFACT_VERSION = 1
+META_FILE = "meit_model.json"
+ENCODER_FILE = "encoder.safetensors"
+PROJECTOR_FILE = "projector.safetensors"
+ADAPTER_DIR = "adapter"
+LLM_DIR = "llm"
+
+#: the token the tiny tokenizers reserve for ECG positions
+_ECG_TOKEN = "<ecg>"
+
+
+def _is_peft(model: nn.Module) -> bool:
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
+
+
+def _placeholder_id(tokenizer) -> int:
+    """A token id to put at ECG positions (never searched for: positions come from ``ecg_mask``)."""
+    vocab = tokenizer.get_vocab()
+    if _ECG_TOKEN in vocab:
+        return int(vocab[_ECG_TOKEN])
+    for candidate in (tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if candidate is not None and candidate != tokenizer.pad_token_id:
+            return int(candidate)
+    return int(tokenizer.pad_token_id or 0)
+
+
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+
+
+class MeitModel(nn.Module):
+    """The whole model. Build with :meth:`build`, reload an artifact with :meth:`from_pretrained`.
+
+    Attributes: ``tokenizer`` (pad token set, left padding), ``backbone`` (:class:`BackboneSpec`),
+    ``encoder`` (``.contract``), ``projector``, ``llm`` (transformers model, peft-wrapped when LoRA is
+    on), ``num_ecg_tokens`` (prefix: N, kv: 1), ``ecg_placement`` ("inline" | "start"),
+    ``ecg_placeholder_id``.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        backbone: BackboneSpec,
+        encoder: ECGEncoder,
+        projector: nn.Module,
+        llm: nn.Module,
+        tokenizer: Any,
+        *,
+        lora_state: Literal["adapter", "merged", "none"],
+    ):
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = backbone
+        self.encoder = encoder
+        self.projector = projector
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.lora_state = lora_state
+        self.fusion = cfg.fusion
+        self.num_ecg_tokens = cfg.num_ecg_tokens if cfg.fusion == "prefix" else 1
+        self.ecg_placement: Literal["start", "inline"] = "start" if cfg.fusion == "kv" else "inline"
+        self.ecg_placeholder_id = _placeholder_id(tokenizer)
+        hf = self.hf_model
+        self._accepts_position_ids = "position_ids" in inspect.signature(hf.forward).parameters
+        self._kv: KVSlotFusion | None = None
+        if cfg.fusion == "kv":
+            self._kv = KVSlotFusion(hf, backbone, cfg.kv_layers)
+        gen = hf.generation_config
+        if gen.pad_token_id is None:
+            gen.pad_token_id = tokenizer.pad_token_id
+        if gen.eos_token_id is None:
+            gen.eos_token_id = tokenizer.eos_token_id
+
+    # ------------------------------------------------------------------------------------------
+    # construction
+
+    @property
+    def hf_model(self) -> nn.Module:
+        """The transformers model (under peft's wrapper when LoRA is on)."""
+        return self.llm.get_base_model() if _is_peft(self.llm) else self.llm
+
+    def _kv_attention_modules(self) -> list[nn.Module]:
+        """The attention module of every decoder layer (kv fusion only; for tests and inspection)."""
+        if self._kv is None:
+            raise ModelError("no kv fusion installed (model.fusion is 'prefix')")
+        return list(self._kv.modules)
+
+    @property
+    def contract(self) -> EncoderContract:
+        return self.encoder.contract
+
+    @staticmethod
+    def _llm_width(hf: nn.Module, fusion: str) -> int:
+        if fusion == "prefix":
+            return int(hf.get_input_embeddings().embedding_dim)
+        return int(hf.config.get_text_config().hidden_size)
+
+    @classmethod
+    def build(cls, cfg: ModelConfig, *, data_fs: int, data_seconds: float) -> MeitModel:
+        """Build encoder, projector, backbone (+ LoRA / quantisation) and install the fusion."""
+        spec = resolve_backbone(cfg.llm).with_template(cfg.template)
+        if cfg.quantization != "none" and not cfg.lora.enabled:
+            raise ConfigError(
+                f"model.quantization={cfg.quantization} needs LoRA (QLoRA): a quantised base cannot be fully "
+                "fine-tuned; set model.lora.enabled=true or model.quantization=none"
+            )
+        contract = EncoderContract(
+            leads=12, fs=int(cfg.encoder_fs or data_fs), seconds=float(cfg.encoder_seconds or data_seconds),
+            normalisation=cfg.normalisation,
+        )
+        folder = source_folder(spec)
+        tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
+        llm = load_llm(spec, cfg, folder)
+        if cfg.lora.enabled:
+            llm = apply_lora(llm, spec, cfg)
+        encoder = build_encoder(cfg.encoder, contract)
+        if cfg.encoder_checkpoint:
+            load_encoder_checkpoint(encoder, cfg.encoder_checkpoint)
+        hf = llm.get_base_model() if _is_peft(llm) else llm
+        n_tokens = cfg.num_ecg_tokens if cfg.fusion == "prefix" else 1
+        projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion), n_tokens)
+        model = cls(cfg, spec, encoder, projector, llm, tokenizer,
+                    lora_state="adapter" if cfg.lora.enabled else "none")
+        model.trainable_parameter_groups("finetune", train_encoder=True)
+        if cfg.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+        return model
+
+    # ------------------------------------------------------------------------------------------
+    # forward
+
+    def encode_ecg(self, ecg: torch.Tensor) -> torch.Tensor:
+        """ECG ``[B, 12, T]`` → projected tokens ``[B, num_ecg_tokens, D_llm]``."""
+        self.encoder.check_input(ecg)
+        param = next(self.encoder.parameters())
+        feats = self.encoder(ecg.to(device=param.device, dtype=param.dtype), pooled=self.num_ecg_tokens == 1)
+        tokens = self.projector(feats)
+        if self.fusion == "prefix":
+            # match the scale of the embedding module's output (Gemma multiplies inside it)
+            scale = getattr(self.hf_model.get_input_embeddings(), "embed_scale", None)
+            if scale is not None:
+                tokens = tokens * scale.to(tokens.dtype) if torch.is_tensor(scale) else tokens * float(scale)
+        return tokens
+
+    def _check_masks(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ecg_mask: torch.Tensor) -> None:
+        if input_ids.shape != attention_mask.shape or input_ids.shape != ecg_mask.shape:
+            raise DataError(
+                f"input_ids {list(input_ids.shape)}, attention_mask {list(attention_mask.shape)} and ecg_mask "
+                f"{list(ecg_mask.shape)} must have the same shape [batch, length]"
+            )
+        counts = ecg_mask.sum(dim=1)
+        if bool((counts != self.num_ecg_tokens).any()):
+            raise DataError(
+                f"ecg_mask must mark exactly {self.num_ecg_tokens} position(s) per row "
+                f"({self.fusion} fusion); got {counts.tolist()}"
+            )
+        if bool((ecg_mask & (attention_mask == 0)).any()):
+            raise DataError("ecg_mask marks padding positions (attention_mask is 0 there)")
+        if self.ecg_placement == "start":
+            first = attention_mask.long().argmax(dim=1)
+            slot = ecg_mask.long().argmax(dim=1)
+            if bool((first != slot).any()):
+                raise DataError(
+                    "kv fusion: the ECG slot must be the first non-padding position of each row "
+                    f"(first attended positions {first.tolist()}, slots at {slot.tolist()})"
+                )
+
+    @staticmethod
+    def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+        """Positions counted over attended tokens (left or right padding alike; pads get 0)."""
+        pos = attention_mask.long().cumsum(-1) - 1
+        return pos.masked_fill(attention_mask == 0, 0)
+
+    def _llm_inputs(self, ecg, input_ids, attention_mask, ecg_mask, *, generating: bool) -> dict[str, Any]:
+        ecg_mask = ecg_mask.to(device=input_ids.device, dtype=torch.bool)
+        self._check_masks(input_ids, attention_mask, ecg_mask)
+        tokens = self.encode_ecg(ecg)
+        inputs: dict[str, Any] = {"attention_mask": attention_mask}
+        if self.fusion == "prefix":
+            embeds = self.llm.get_input_embeddings()(input_ids)
+            inputs["inputs_embeds"] = splice_prefix(embeds, tokens, ecg_mask)
+            if generating:
+                inputs["input_ids"] = input_ids
+        else:
+            assert self._kv is not None
+            self._kv.set(tokens, ecg_mask, prefill_only=generating)
+            inputs["input_ids"] = input_ids
+        if not generating and self._accepts_position_ids:
+            inputs["position_ids"] = self.position_ids(attention_mask)
+        return inputs
+
+    def forward(
+        self,
+        ecg: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        ecg_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> CausalLMOutputWithPast:
+        inputs = self._llm_inputs(ecg, input_ids, attention_mask, ecg_mask, generating=False)
+        out = self.llm(**inputs, use_cache=False)
+        logits = out.logits
+        loss = None
+        if labels is not None:
+            loss = self.causal_lm_loss(logits, labels, attention_mask, ecg_mask)
+        return CausalLMOutputWithPast(loss=loss, logits=logits)
+
+    @staticmethod
+    def causal_lm_loss(
+        logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor, ecg_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean next-token cross-entropy over labelled positions (-100, padding and ECG positions ignored)."""
+        labels = labels.to(logits.device)
+        ignore = (attention_mask.to(labels.device) == 0) | ecg_mask.to(device=labels.device, dtype=torch.bool)
+        labels = labels.masked_fill(ignore, -100)
+        shift_logits = logits[:, :-1].float()
+        shift_labels = labels[:, 1:]
+        if not bool((shift_labels != -100).any()):
+            return shift_logits.sum() * 0.0
+        return F.cross_entropy(
+            shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1), ignore_index=-100
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # generation
+
+    @torch.no_grad()
+    def generate(
+        self,
+        ecg: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        ecg_mask: torch.Tensor,
+        **generation_kwargs: Any,
+    ) -> torch.Tensor:
+        """Generate continuations; returns ONLY the new tokens ``[B × num_return_sequences, new]``.
+
+        Greedy by default; any ``transformers`` generation option works (beams, sampling, …).
+        """
+        kwargs = {"do_sample": False, "num_beams": 1}
+        kwargs.update(generation_kwargs)
+        if "max_new_tokens" not in kwargs and "max_length" not in kwargs:
+            kwargs["max_new_tokens"] = 64
+        gen_cfg = self.hf_model.generation_config
+        kwargs.setdefault("pad_token_id", gen_cfg.pad_token_id if gen_cfg.pad_token_id is not None
+                          else self.tokenizer.pad_token_id)
+        kwargs.setdefault("eos_token_id", gen_cfg.eos_token_id if gen_cfg.eos_token_id is not None
+                          else self.tokenizer.eos_token_id)
+        was_training = self.training
+        self.eval()
+        try:
+            inputs = self._llm_inputs(ecg, input_ids, attention_mask, ecg_mask, generating=True)
+            out = self.llm.generate(**inputs, **kwargs)
+        finally:
+            if self._kv is not None:
+                self._kv.clear()
+            self.train(was_training)
+        sequences = out.sequences if hasattr(out, "sequences") else out
+        return sequences[:, input_ids.shape[1]:]
+
+    # ------------------------------------------------------------------------------------------
+    # training helpers
+
+    def _partition(self) -> dict[str, list[nn.Parameter]]:
+        lora, base = [], []
+        for name, p in self.llm.named_parameters():
+            (lora if "lora_" in name else base).append(p)
+        return {
+            "encoder": list(self.encoder.parameters()),
+            "projector": list(self.projector.parameters()),
+            "lora": lora,
+            "base": base,
+        }
+
+    def trainable_parameter_groups(
+        self, stage: Literal["align", "finetune"], train_encoder: bool = True
+    ) -> dict[str, list[nn.Parameter]]:
+        """Set ``requires_grad`` for a training stage and return the trainable parameters by part.
+
+        align: projector only. finetune: LoRA + projector (+ encoder when ``train_encoder``); without LoRA
+        (full fine-tune) the whole base LLM ("base") instead of LoRA. Keys "encoder", "projector", "lora"
+        are always present ("base" too for a full fine-tune); frozen parts map to empty lists.
+        """
+        if stage not in ("align", "finetune"):
+            raise ConfigError(f"train.stage must be 'align' or 'finetune', got {stage!r}")
+        full_ft = self.lora_state == "none"
+        finetune = stage == "finetune"
+        train = {
+            "encoder": finetune and train_encoder,
+            "projector": True,
+            "lora": finetune and not full_ft,
+            "base": finetune and full_ft,
+        }
+        parts = self._partition()
+        for key, params in parts.items():
+            for p in params:
+                if train[key] and not p.is_floating_point():
+                    raise ModelError(f"cannot train {key} parameters of dtype {p.dtype} (quantised base)")
+                p.requires_grad_(train[key])
+        groups = {key: (params if train[key] else []) for key, params in parts.items()}
+        if not full_ft:
+            groups.pop("base")
+        if self.training:
+            self.train(True)  # re-apply the frozen-encoder eval mode
+        return groups
+
+    def train(self, mode: bool = True) -> MeitModel:
+        super().train(mode)
+        # a frozen encoder keeps its BatchNorm statistics: run it in eval mode
+        if mode and not any(p.requires_grad for p in self.encoder.parameters()):
+            self.encoder.eval()
+        return self
+
+    def enable_gradient_checkpointing(self) -> None:
+        """Activation checkpointing in every decoder layer (non-reentrant: the kv hooks re-run in backward)."""
+        hf = self.hf_model
+        if hasattr(hf, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            hf.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            hf.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.hf_model.config.use_cache = False
+
+    def num_parameters(self) -> dict[str, int]:
+        return {k: sum(p.numel() for p in v) for k, v in self._partition().items()}
+
+    # ------------------------------------------------------------------------------------------
+    # artifact
+
+    def _base_state_dict(self) -> dict[str, torch.Tensor]:
+        """The LLM's own weights without LoRA tensors (peft's ``base_layer`` names unwrapped)."""
+        state = {}
+        for key, value in self.hf_model.state_dict().items():
+            if "lora_" in key:
+                continue
+            state[key.replace(".base_layer.", ".")] = value
+        return state
+
+    def save_pretrained(self, directory: str | Path, merge_lora: bool = False) -> Path:
+        """Write one self-describing folder (safetensors only). See ``docs/models.md``.
+
+        ``merge_lora=True`` folds the LoRA update into the base weights and saves a plain LLM.
+        """
+        from safetensors.torch import save_file
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        quantised = self.cfg.quantization != "none"
+        if merge_lora and quantised:
+            raise ModelError(
+                "merge_lora into a quantised base is lossy and not supported: reload the artifact with "
+                "model.quantization=none (MeitModel.from_pretrained(dir, quantization='none')) and merge that"
+            )
+        merged = merge_lora and self.lora_state == "adapter"
+        lora_state = "merged" if merged else self.lora_state
+        include_base = (
+            not quantised and (self.backbone.is_tiny or self.lora_state in ("none", "merged") or merged)
+        )
+        for stale in (ADAPTER_DIR, LLM_DIR):
+            if (out / stale).exists():
+                shutil.rmtree(out / stale)
+        (out / META_FILE).unlink(missing_ok=True)
+
+        save_file(_cpu_state(self.encoder), str(out / ENCODER_FILE))
+        save_file(_cpu_state(self.projector), str(out / PROJECTOR_FILE))
+        self.tokenizer.save_pretrained(out)
+        if lora_state == "adapter":
+            self.llm.save_pretrained(out / ADAPTER_DIR, safe_serialization=True)
+        if include_base:
+            if merged:
+                self.llm.merge_adapter()
+            try:  # save while merged (the state holds views of the live weights), then unmerge
+                state = {k: v.detach().to("cpu").contiguous() for k, v in self._base_state_dict().items()}
+                self.hf_model.save_pretrained(out / LLM_DIR, state_dict=state, safe_serialization=True)
+            finally:
+                if merged:
+                    self.llm.unmerge_adapter()
+        meta = {
+            "format": ARTIFACT_FORMAT,
+            "format_version": ARTIFACT_VERSION,
+            "meit_version": meit.__version__,
+            "model_config": self.cfg.model_dump(mode="json"),
+            "backbone": self.backbone.to_dict(),
+            "encoder_contract": self.contract.to_dict(),
+            "encoder_out_dim": self.encoder.out_dim,
+            "num_ecg_tokens": self.num_ecg_tokens,
+            "ecg_placement": self.ecg_placement,
+            "ecg_placeholder_id": self.ecg_placeholder_id,
+            "lora": lora_state,
+            "llm_weights": LLM_DIR if include_base else None,
+            "versions": _versions(),
+        }
+        (out / META_FILE).write_text(json.dumps(meta, indent=2))
+        return out
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, *, device: str | torch.device | None = None, **overrides: Any
+    ) -> MeitModel:
+        """Reload an artifact written by :meth:`save_pretrained` from its folder alone.
+
+        ``overrides`` replace ModelConfig fields at load time (e.g. ``quantization="4bit"``, ``dtype=…``,
+        ``gradient_checkpointing=True``); architecture fields cannot change.
+        """
+        from safetensors.torch import load_file
+
+        folder = Path(directory)
+        meta_file = folder / META_FILE
+        if not meta_file.is_file():
+            raise ModelError(f"{folder} is not a meit model artifact (no {META_FILE})")
+        try:
+            meta = json.loads(meta_file.read_text())
+        except ValueError as err:
+            raise ModelError(f"{meta_file} is not valid JSON: {err}") from err
+        if meta.get("format") != ARTIFACT_FORMAT or meta.get("format_version", 0) > ARTIFACT_VERSION:
+            raise ModelError(f"{meta_file}: unsupported artifact format {meta.get('format')!r} "
+                             f"v{meta.get('format_version')} (this meit reads v{ARTIFACT_VERSION})")
+        allowed = {"quantization", "dtype", "gradient_checkpointing", "trust_remote_code", "max_length"}
+        bad = set(overrides) - allowed
+        if bad:
+            raise ConfigError(f"cannot override {sorted(bad)} when loading an artifact (allowed: {sorted(allowed)})")
+        cfg = ModelConfig.model_validate({**meta["model_config"], **overrides})
+        spec = BackboneSpec.from_dict(meta["backbone"])
+        contract = EncoderContract.from_dict(meta["encoder_contract"])
+        lora_state = meta.get("lora", "none")
+
+        tokenizer = load_tokenizer(str(folder), cfg.trust_remote_code)
+        base_folder = str(folder / meta["llm_weights"]) if meta.get("llm_weights") else None
+        llm = load_llm(spec, cfg, base_folder)
+        if lora_state == "adapter":
+            from peft import PeftModel, prepare_model_for_kbit_training
+
+            if cfg.quantization != "none":
+                llm = prepare_model_for_kbit_training(
+                    llm, use_gradient_checkpointing=cfg.gradient_checkpointing,
+                    gradient_checkpointing_kwargs={"use_reentrant": False},
+                )
+            llm = PeftModel.from_pretrained(llm, str(folder / ADAPTER_DIR), is_trainable=True)
+        encoder = build_encoder(cfg.encoder, contract)
+        _load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
+        hf = llm.get_base_model() if _is_peft(llm) else llm
+        projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion),
+                                    int(meta["num_ecg_tokens"]))
+        _load_strict(projector, load_file(str(folder / PROJECTOR_FILE)), folder / PROJECTOR_FILE)
+        model = cls(cfg, spec, encoder, projector, llm, tokenizer,
+                    lora_state="none" if lora_state == "none" else lora_state)
+        model.ecg_placeholder_id = int(meta.get("ecg_placeholder_id", model.ecg_placeholder_id))
+        model.trainable_parameter_groups("finetune", train_encoder=True)
+        if cfg.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+        if device is not None:
+            model.to(device)
+        model.eval()
+        return model
+
+
+def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ModelError(f"{where} does not fit the configured module: missing {missing}, unexpected {unexpected}")
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}

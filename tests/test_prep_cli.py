@@ -1,0 +1,62 @@
+"""`meit prep …`: help, a real run, and exit codes for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import pytest
+
+from meit.cli import main
+from tests.raw_fixtures import make_mimic, make_ptbxl
+
+
+@pytest.mark.parametrize("source", ["ptbxl", "mimic-iv-ecg"])
+def test_source_help(source, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["prep", source, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--fs", "--workers", "--seed", "--missing-lead", "--max-gap"):
+        assert option in out
+
+
+def test_prep_without_source_prints_help(capsys):
+    assert main(["prep"]) == 2
+    assert "ptbxl" in capsys.readouterr().out
+
+
+def test_ptbxl_run(tmp_path, capsys):
+    raw = make_ptbxl(tmp_path / "raw", 14, fs=100)
+    out = tmp_path / "out"
+    code = main(["prep", "ptbxl", str(raw.root), str(out), "--source", "records100", "--workers", "1",
+                 "--no-progress", "--keep-columns", "heart_rate"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["rejected"] == len(raw.rejected)
+    dd = datasets.load_from_disk(str(out))
+    assert "heart_rate" in dd["train"].column_names and "findings" not in dd["train"].column_names
+
+
+def test_mimic_run_with_ratios(tmp_path, capsys):
+    raw = make_mimic(tmp_path / "raw", 6, fs=100, quirks=False, patients=6)
+    out = tmp_path / "out"
+    code = main(["prep", "mimic-iv-ecg", str(raw.root), str(out), "--fs", "100", "--workers", "1",
+                 "--ratios", "0.5,0.25,0.25", "--seed", "3", "--no-progress"])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["split"]["ratios"] == [0.5, 0.25, 0.25] and manifest["split"]["seed"] == 3
+    assert sum(manifest["counts"].values()) == 6
+
+
+def test_exit_codes(tmp_path, capsys):
+    assert main(["prep", "ptbxl", str(tmp_path / "missing"), str(tmp_path / "o"), "--no-progress"]) == 3
+    assert "not a directory" in capsys.readouterr().err
+    raw = make_mimic(tmp_path / "raw", 2, fs=100, quirks=False)
+    assert main(["prep", "mimic-iv-ecg", str(raw.root), str(tmp_path / "o"), "--ratios", "1,2",
+                 "--no-progress"]) == 2
+    assert "--ratios" in capsys.readouterr().err
+    bad_keep = ["prep", "ptbxl", str(make_ptbxl(tmp_path / "p", 2, quirks=False).root), str(tmp_path / "o2"),
+                "--source", "records100", "--keep-columns", "no_such_column", "--no-progress"]
+    assert main(bad_keep) == 2
+    assert "no_such_column" in capsys.readouterr().err
