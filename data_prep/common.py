@@ -8,18 +8,18 @@ and each failure maps to one reject reason that ``rejected.jsonl`` reports.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import logging
 import multiprocessing as mp
+import multiprocessing.pool
 import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -34,12 +34,14 @@ from meit.errors import ConfigError, DataError
 from meit.leads import CANONICAL_LEADS, lead_permutation
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from datasets import Features, Value
 
 log = logging.getLogger(__name__)
 
 # Reject reasons, in the order the checks run. Values are the one-line explanations used in docs.
 REJECT_REASONS: dict[str, str] = {
+    "invalid_split": "the table gives no usable split (PTB-XL strat_fold missing or outside 1-10)",
     "empty_report": "the report is empty after cleaning (or missing from the translation CSV)",
     "missing_hea": "the .hea header file does not exist",
     "unreadable_header": "the header cannot be parsed or has no usable sampling rate / length",
@@ -51,6 +53,7 @@ REJECT_REASONS: dict[str, str] = {
     "unreadable_dat": "the signal file cannot be decoded",
     "missing_lead": "a lead is entirely missing and the policy is to reject",
     "unusable_signal": "no lead carries a usable (finite, non-constant) signal",
+    "unexpected_error": "anything else that went wrong reading this record (detail has the exception)",
 }
 
 # Bytes per sample of the WFDB storage formats we can size-check; others are checked by decoding.
@@ -108,12 +111,13 @@ def repair_signal(sig: np.ndarray, fs: int, policy: SignalPolicy) -> tuple[np.nd
     missing: list[str] = []
     out = sig
     idx = np.arange(sig.shape[1])
-    for row, name in enumerate(CANONICAL_LEADS):
+    finite = np.isfinite(out)
+    damaged = np.flatnonzero(~finite.all(axis=1))  # most records: none, one vectorised check
+    for row in damaged:
+        name = CANONICAL_LEADS[row]
         lead = out[row]
-        bad = ~np.isfinite(lead)
+        bad = ~finite[row]
         n_bad = int(bad.sum())
-        if n_bad == 0:
-            continue
         if n_bad == lead.size:
             missing.append(name)
             repairs.append(f"zero_filled:{name}:no finite samples")
@@ -130,11 +134,8 @@ def repair_signal(sig: np.ndarray, fs: int, policy: SignalPolicy) -> tuple[np.nd
         raise RecordRejected("missing_lead", ", ".join(missing))
     for name in missing:
         out[CANONICAL_LEADS.index(name)] = 0.0
-    usable = [
-        row for row, name in enumerate(CANONICAL_LEADS)
-        if name not in missing and np.ptp(out[row]) > 0
-    ]
-    if not usable:
+    varies = out.max(axis=1) > out.min(axis=1)
+    if not varies.any():
         what = "all leads missing" if len(missing) == len(CANONICAL_LEADS) else "every lead is missing or flat"
         raise RecordRejected("unusable_signal", what)
     return out, repairs
@@ -349,8 +350,7 @@ def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 FORMAT_VERSION = 1
 WORK_DIR = ".work"
-_SHARD_BYTES = 64 * 1024 * 1024
-_CHUNK = 8  # records per task sent to a worker
+_SHARD_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -447,18 +447,13 @@ def process_item(item: Item, policy: SignalPolicy) -> Outcome:
         reject = {"id": item.id, "reason": rej.reason, "detail": rej.detail}
         return Outcome(None, b"", reject)
     except Exception as err:  # a bug or an unforeseen file problem must not stop the batch
-        reject = {"id": item.id, "reason": "unreadable_dat", "detail": f"{type(err).__name__}: {err}"}
+        reject = {"id": item.id, "reason": "unexpected_error", "detail": f"{type(err).__name__}: {err}"}
         return Outcome(None, b"", reject)
     row = {
         "id": item.id, "patient_id": item.patient_id, "ecg": ecg, "fs": policy.fs,
         "report": item.report, "repairs": repairs, **dict(item.extra),
     }
     return Outcome(row, row_digest(row), None)
-
-
-def process_chunk(items: list[Item], policy: SignalPolicy) -> list[Outcome]:
-    """Worker entry point: a small batch keeps inter-process overhead low."""
-    return [process_item(item, policy) for item in items]
 
 
 def _watch_parent(parent: int) -> None:
@@ -475,28 +470,18 @@ def _init_worker() -> None:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
 
-def _run_chunks(
-    chunks: Iterator[list[Item]], policy: SignalPolicy, workers: int
-) -> Iterator[list[Outcome]]:
-    """Results in input order, with at most a few chunks in flight (bounded memory)."""
-    if workers <= 1:
-        for chunk in chunks:
-            yield process_chunk(chunk, policy)
-        return
-    # forkserver: workers start from a clean process that has imported this module once (fast,
-    # and safe although the parent may run threads); "fork" with threads can deadlock.
-    ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["data_prep.common"])
-    with ctx.Pool(workers, initializer=_init_worker) as pool:
-        pending: deque = deque()
-        for chunk in itertools.islice(chunks, 3 * workers):
-            pending.append(pool.apply_async(process_chunk, (chunk, policy)))
-        while pending:
-            result = pending.popleft().get()
-            nxt = next(chunks, None)
-            if nxt is not None:
-                pending.append(pool.apply_async(process_chunk, (nxt, policy)))
-            yield result
+def _start_pool(workers: int) -> mp.pool.Pool:
+    """Worker pool, started before this run creates any thread of its own.
+
+    Linux: ``fork`` (instant; a fresh interpreter re-imports numpy/scipy/pandas for seconds per
+    worker). Elsewhere: ``forkserver`` with this module preloaded (fork is unsafe on macOS).
+    """
+    if sys.platform.startswith("linux"):
+        ctx = mp.get_context("fork")
+    else:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(["data_prep.common"])
+    return ctx.Pool(workers, initializer=_init_worker)
 
 
 @dataclass(frozen=True)
@@ -527,7 +512,7 @@ def plan_shards(table: ItemTable, shard_size: int) -> list[Shard]:
 
 
 def default_shard_size(samples: int) -> int:
-    """About 64 MiB of signal per shard, between 16 and 1024 records."""
+    """About 32 MiB of signal per shard (one worker task), between 16 and 1024 records."""
     return int(min(1024, max(16, _SHARD_BYTES // (len(CANONICAL_LEADS) * samples * 4))))
 
 
@@ -537,21 +522,39 @@ def _atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_shard(path: Path, rows: list[dict], features: Features) -> None:
-    from datasets.arrow_writer import ArrowWriter
+def _ecg_column(rows: list[dict], samples: int) -> pa.Array:
+    """The Array2D column built straight from one contiguous buffer (no per-value Python work)."""
+    import pyarrow as pa
+    from datasets.features.features import Array2DExtensionType
 
+    leads = len(CANONICAL_LEADS)
+    n = len(rows)
+    block = np.empty((n, leads, samples), dtype=np.float32)
+    for i, row in enumerate(rows):
+        block[i] = row["ecg"]
+    values = pa.array(block.reshape(-1))
+    inner = pa.ListArray.from_arrays(pa.array(np.arange(0, n * leads * samples + 1, samples, dtype=np.int32)), values)
+    outer = pa.ListArray.from_arrays(pa.array(np.arange(0, n * leads + 1, leads, dtype=np.int32)), inner)
+    return pa.ExtensionArray.from_storage(Array2DExtensionType((leads, samples), "float32"), outer)
+
+
+def _write_shard(path: Path, rows: list[dict], features: Features) -> None:
+    """One arrow stream file in the layout ``datasets.save_to_disk`` writes, atomically."""
+    import pyarrow as pa
+
+    schema = features.arrow_schema
+    samples = features["ecg"].shape[1]
+    arrays = []
+    for field in schema:
+        if field.name == "ecg":
+            arrays.append(_ecg_column(rows, samples))
+        else:
+            arrays.append(pa.array([row.get(field.name) for row in rows], type=field.type))
+    table = pa.Table.from_arrays(arrays, schema=schema)
     tmp = path.with_name(path.name + ".tmp")
-    columns: dict[str, list] = {name: [] for name in features}
-    for row in rows:
-        for name in features:
-            columns[name].append(row.get(name))
-    writer = ArrowWriter(features=features, path=str(tmp))
-    try:
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
         if rows:
-            writer.write_batch(columns)
-        writer.finalize()
-    finally:
-        writer.close()
+            writer.write_table(table)
     os.replace(tmp, path)
 
 
@@ -698,7 +701,6 @@ def run_prepare(
     ``pre_rejects`` are records the source module already refused from its tables alone.
     """
     from datasets import Features
-    from tqdm import tqdm
 
     if workers < 1:
         raise ConfigError(f"workers: expected >= 1, got {workers}")
@@ -720,44 +722,17 @@ def run_prepare(
         log.info("%s already holds this prepared dataset; nothing to do", out_path)
         return done_manifest
 
-    feats = Features(features)
     markers = out_path / WORK_DIR / "markers"
     shards = plan_shards(items, shard_size)
     todo = [s for s in shards if not (markers / f"{s.key}.json").exists()]
-    skipped = sum(len(s.rows) for s in shards) - sum(len(s.rows) for s in todo)
-    if skipped:
-        log.info("resuming: %d of %d records already prepared", skipped, len(items))
-    bar = tqdm(total=len(items), initial=skipped, unit="rec", desc=f"prep {manifest['source']}",
-               disable=not progress, dynamic_ncols=True)
-
-    def chunks() -> Iterator[list[Item]]:
-        for s in todo:
-            shard_items = items.items(s.rows)
-            for k in range(0, len(shard_items), _CHUNK):
-                yield shard_items[k : k + _CHUNK]
-
-    results = _run_chunks(chunks(), policy, workers)
-    with bar:
-        for s in todo:
-            rows: list[dict] = []
-            rejects: list[dict] = []
-            digests: list[bytes] = []
-            remaining = len(s.rows)
-            while remaining > 0:
-                batch = next(results)
-                remaining -= len(batch)
-                for o in batch:
-                    if o.row is not None:
-                        rows.append(o.row)
-                        digests.append(o.digest)
-                    else:
-                        rejects.append(o.reject)
-                bar.update(len(batch))
-            _write_shard(out_path / s.split / s.file_name, rows, feats)
-            marker = {"rows": len(rows), "digests": b"".join(digests).hex(), "rejects": rejects}
-            _atomic_write_text(markers / f"{s.key}.json", json.dumps(marker, sort_keys=True))
-            _maybe_crash("shard")
-    results.close()
+    pool = _start_pool(workers) if workers > 1 and todo else None
+    try:
+        _process_shards(todo, items, out_path, Features(features), policy, pool, workers, progress,
+                        total=len(items), source=manifest["source"])
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     manifest = {
         **manifest,
         "format_version": FORMAT_VERSION,
@@ -769,7 +744,63 @@ def run_prepare(
         "units": "mV",
         "config": config,
     }
-    return _finalise(out_path, shards, feats, manifest, pre_rejects)
+    return _finalise(out_path, shards, Features(features), manifest, pre_rejects)
+
+
+def build_shard(shard: Shard, items: list[Item], out_dir: str, feats: Features, policy: SignalPolicy) -> int:
+    """Worker entry point: process one shard's records and make the shard durable.
+
+    The worker writes the arrow file and then its marker itself, so signals never cross a pipe
+    and the parent stays idle; returns the number of input records handled.
+    """
+    rows: list[dict] = []
+    rejects: list[dict] = []
+    digests: list[bytes] = []
+    for item in items:
+        outcome = process_item(item, policy)
+        if outcome.row is not None:
+            rows.append(outcome.row)
+            digests.append(outcome.digest)
+        else:
+            rejects.append(outcome.reject)
+    out_path = Path(out_dir)
+    _write_shard(out_path / shard.split / shard.file_name, rows, feats)
+    marker = {"rows": len(rows), "digests": b"".join(digests).hex(), "rejects": rejects}
+    _atomic_write_text(out_path / WORK_DIR / "markers" / f"{shard.key}.json", json.dumps(marker, sort_keys=True))
+    return len(items)
+
+
+def _process_shards(
+    todo: list[Shard], items: ItemTable, out_path: Path, feats: Features, policy: SignalPolicy,
+    pool: mp.pool.Pool | None, workers: int, progress: bool, *, total: int, source: str,
+) -> None:
+    """Run the unfinished shards, a bounded number in flight; finished shards survive any crash."""
+    from tqdm import tqdm
+
+    skipped = total - sum(len(s.rows) for s in todo)
+    if skipped:
+        log.info("resuming: %d of %d records already prepared", skipped, total)
+    bar = tqdm(total=total, initial=skipped, unit="rec", desc=f"prep {source}",
+               disable=not progress, dynamic_ncols=True)
+    with bar:
+        if pool is None:
+            for shard in todo:
+                bar.update(build_shard(shard, items.items(shard.rows), str(out_path), feats, policy))
+                _maybe_crash("shard")
+            return
+        pending: deque = deque()
+        queue = iter(todo)
+        while True:
+            while len(pending) < workers + 1:
+                shard = next(queue, None)
+                if shard is None:
+                    break
+                args = (shard, items.items(shard.rows), str(out_path), feats, policy)
+                pending.append(pool.apply_async(build_shard, args))
+            if not pending:
+                break
+            bar.update(pending.popleft().get())
+            _maybe_crash("shard")
 
 
 def column_feature(series: pd.Series) -> tuple[str, Value]:

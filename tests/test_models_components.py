@@ -334,3 +334,46 @@ def test_quantized_lora_tiny(quant, fusion, tmp_path):
         loaded = MeitModel.from_pretrained(tmp_path / "q")
         with torch.no_grad():
             torch.testing.assert_close(loaded(*batch[:4]).logits, before, rtol=0, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------- local folders
+
+
+@pytest.mark.parametrize("family", ["gemma", "gemma2"])
+def test_local_folder_families_without_tiny_preset(family, tmp_path):
+    """Gemma 1/2 have family entries (for local folders / hub ids) but no tiny preset: build one on disk."""
+    from meit.models.backbones import _spec
+    from meit.models.tiny import _build_tiny
+
+    folder = tmp_path / family
+    folder.mkdir()
+    _build_tiny(_spec(f"tiny-{family}", family, "tiny", "chat"), folder)
+    eos = None
+    for fusion in ("kv", "prefix"):
+        model = make_model(str(folder), fusion)
+        assert model.backbone.family == family and model.backbone.source == str(folder)
+        eos = model.hf_model.generation_config.eos_token_id
+        batch = make_batch(model, [8, 6], seed=8)
+        model.train()
+        model(*batch[:4], labels=batch[4]).loss.backward()
+        assert all(p.grad is None for n, p in model.llm.named_parameters() if "lora_" not in n)
+        model.eval()
+        batched = model.generate(*batch[:4], max_new_tokens=4)
+        for b in range(2):
+            r = row(batch, b)
+            ids, am, em, steps = r[1], r[2], r[3], []
+            with torch.no_grad():
+                for _ in range(4):
+                    nxt = int(model(r[0], ids, am, em).logits[0, -1].argmax())
+                    steps.append(nxt)
+                    ids = torch.cat([ids, torch.tensor([[nxt]])], 1)
+                    am = torch.cat([am, torch.ones(1, 1, dtype=am.dtype)], 1)
+                    em = torch.cat([em, torch.zeros(1, 1, dtype=em.dtype)], 1)
+            assert until_eos(batched[b].tolist(), eos) == until_eos(steps, eos)
+        model.save_pretrained(tmp_path / f"a-{fusion}")
+        # a local-folder base is referenced, not copied (LoRA only)
+        assert not (tmp_path / f"a-{fusion}" / "llm").exists()
+        with torch.no_grad():
+            before = model(*batch[:4]).logits
+            after = MeitModel.from_pretrained(tmp_path / f"a-{fusion}")(*batch[:4]).logits
+        torch.testing.assert_close(after, before, rtol=0, atol=1e-6)

@@ -78,9 +78,12 @@ def _check(model: MeitModel, tmp_path, atol_reload: float, exact: bool = True) -
             ref = until_eos(_stepwise(model, r, steps), eos)
             assert single == ref
             assert until_eos(batched[b].tolist(), eos) == ref
-        else:  # 4-bit kernels differ slightly between cached and full shapes: allow near-ties
-            _greedy_consistent(model, r, single, tol=1e-3)
-            _greedy_consistent(model, r, until_eos(batched[b].tolist(), eos), tol=1e-3)
+        else:
+            # bitsandbytes' single-token 4-bit CPU kernel differs from the multi-token one: on the bare
+            # SmolLM2 (no meit code) a cached decode step and a full recompute differ by ~0.1 logit.
+            # So check that each token is the recompute's argmax up to that kernel noise.
+            _greedy_consistent(model, r, single, tol=0.3)
+            _greedy_consistent(model, r, until_eos(batched[b].tolist(), eos), tol=0.3)
     # save → load: same logits
     with torch.no_grad():
         before = model(*batch[:4]).logits

@@ -42,15 +42,29 @@ def signals(dataset) -> dict[int, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def lead_ii_rr(signals) -> dict[int, np.ndarray]:
-    """RR intervals (s) from neurokit2's R-peak detector on lead II."""
+    """RR intervals (s) from neurokit2's R-peak detector on lead II.
+
+    Peaks in the first and last 100 ms are dropped: there the detector fires on partial beats and
+    filter edges, whatever the signal.
+    """
     out = {}
+    edge = int(0.1 * FS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for i, sig in signals.items():
             cleaned = nk.ecg_clean(sig[1], sampling_rate=FS)
             _, info = nk.ecg_peaks(cleaned, sampling_rate=FS)
-            out[i] = np.diff(np.asarray(info["ECG_R_Peaks"])) / FS
+            peaks = np.asarray(info["ECG_R_Peaks"])
+            peaks = peaks[(peaks >= edge) & (peaks < sig.shape[1] - edge)]
+            out[i] = np.diff(peaks) / FS
     return out
+
+
+def irregularity(rr: np.ndarray) -> float:
+    """Median successive RR difference over the median RR: robust to one missed or extra beat."""
+    if len(rr) < 3:
+        return float("inf")
+    return float(np.median(np.abs(np.diff(rr))) / np.median(rr))
 
 
 def qrs_width_ms(sig: np.ndarray, fs: int = FS, fraction: float = 0.2) -> float:
@@ -92,20 +106,22 @@ def test_lead_ii_detector_recovers_heart_rate_of_sinus_records(dataset, lead_ii_
 
 def test_af_is_irregular_and_sinus_is_regular(dataset, lead_ii_rr):
     _, db = dataset
-    cv = {i: lead_ii_rr[i].std() / lead_ii_rr[i].mean() for i in db.index}
-    af = np.array([cv[i] for i in db.index if db.loc[i, "rhythm"] == "afib"])
-    sinus = np.array([cv[i] for i in db.index if db.loc[i, "rhythm"] != "afib" and db.loc[i, "n_pvc"] == 0])
+    score = {i: irregularity(lead_ii_rr[i]) for i in db.index}
+    is_af = db["rhythm"] == "afib"
+    regular = ~is_af & (db["n_pvc"] == 0)
+    af = np.array([score[i] for i in db.index[is_af]])
+    sinus = np.array([score[i] for i in db.index[regular]])
     assert len(af) >= 10 and len(sinus) >= 100
-    assert (af > 0.08).mean() >= 0.9
+    assert (af > 0.06).mean() >= 0.9
     assert (sinus < 0.05).mean() >= 0.95
-    assert np.median(af) > 5 * np.median(sinus)
+    assert _auc(af, sinus) >= 0.97
     # and exactly, on the generator's own beat times
-    truth_cv = {
-        i: np.std(np.diff(json.loads(db.loc[i, "qrs_onsets_s"]))) / np.mean(np.diff(json.loads(db.loc[i, "qrs_onsets_s"])))
-        for i in db.index
-    }
-    assert min(truth_cv[i] for i in db.index if db.loc[i, "rhythm"] == "afib") > 0.08
-    assert max(truth_cv[i] for i in db.index if db.loc[i, "rhythm"] != "afib" and db.loc[i, "n_pvc"] == 0) < 0.05
+    def truth_cv(i: int) -> float:
+        rr = np.diff(json.loads(db.loc[i, "qrs_onsets_s"]))
+        return float(rr.std() / rr.mean())
+
+    assert min(truth_cv(i) for i in db.index[is_af]) > 0.08
+    assert max(truth_cv(i) for i in db.index[regular]) < 0.05
 
 
 def test_measured_qrs_width_separates_bundle_branch_blocks(dataset, signals):

@@ -175,7 +175,8 @@ def test_low_voltage_is_low_in_every_lead_and_normal_is_not(seed):
 def test_st_deviation_shows_in_the_named_leads(seed, kind):
     rec = make_record(seed, findings=["sinus_rhythm", kind], heart_rate=70, noise_level=0.0)
     t = rec.truth
-    assert t["st_leads"] and t["st_territory"] in rec.report.lower() or t["st_leads"][0] in rec.report
+    assert t["st_leads"] and t["st_territory"]
+    assert ("elevation" if kind == "st_elevation" else "depression") in rec.report.lower()
     sig = rec.signal
     sign = 1.0 if kind == "st_elevation" else -1.0
     qrs = int(t["qrs_ms"]) * 500 // 1000
@@ -194,14 +195,9 @@ def test_af_has_no_p_waves_but_a_fibrillatory_baseline():
     sr = make_record(4, findings=["sinus_rhythm"], noise_level=0.0, heart_rate=60)
     assert af.truth["f_wave_mv"] > 0 and sr.truth["f_wave_mv"] == 0
 
-    def pr_segment_activity(rec):
-        v1 = rec.signal[LEAD["V1"]]
-        segs = [v1[int(on * 500) - 100 : int(on * 500) - 10] for on in rec.truth["qrs_onsets_s"] if on > 0.25]
-        return np.median([np.std(s) for s in segs]), np.median([np.ptp(s) for s in segs])
-
-    af_std, _ = pr_segment_activity(af)
-    sr_std, _ = pr_segment_activity(sr)
-    assert af_std > 0.01  # f-waves before every QRS
+    v1 = af.signal[LEAD["V1"]]
+    before_qrs = [v1[int(on * 500) - 100 : int(on * 500) - 10] for on in af.truth["qrs_onsets_s"] if on > 0.25]
+    assert np.median([np.std(seg) for seg in before_qrs]) > 0.01  # f-waves fill every diastole
     lead_ii = sr.signal[LEAD["II"]]
     p_peaks = [lead_ii[int((on - sr.truth["pr_ms"] / 1000) * 500) : int(on * 500)].max()
                for on in sr.truth["qrs_onsets_s"] if on > 0.3]

@@ -16,7 +16,7 @@ from meit.config import load_recipe
 from meit.training import train
 from meit.training.logs import read_jsonl
 
-TINY = ["model.encoder=resnet1d-18", "model.lora.r=4", "model.lora.alpha=8", "model.lora.dropout=0.0",
+TINY = ["model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8", "model.lora.dropout=0.0",
         "model.max_length=96", "train.batch_size=4", "train.lr=3e-3", "train.lr_encoder=1e-3",
         "train.warmup_ratio=0.0", "train.trackers=[]", "train.log_every=1", "data.fs=100", "eval.max_new_tokens=8",
         "eval.meteor=false", "eval.max_samples=6", "eval.batch_size=3"]
@@ -54,9 +54,10 @@ def test_training_lowers_loss_and_final_artifact_evaluates(tmp_path, prepared_10
 
 def test_align_stage_trains_only_the_projector(tmp_path, prepared_100hz):
     from meit.models import MeitModel
+    from meit.training.setup import build_model
 
     recipe = _recipe(tmp_path, prepared_100hz, "train.stage=align", "train.max_steps=2")
-    before = MeitModel.build(recipe.model, data_fs=100, data_seconds=10.0)
+    before = build_model(recipe)
     result = train(recipe, progress=False)
     after = MeitModel.from_pretrained(result.final_dir)
     changed = {

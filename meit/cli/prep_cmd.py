@@ -28,7 +28,7 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
                         help="worker processes (output does not depend on it)")
     parser.add_argument("--seed", type=int, default=0, help="seed for anything random (recorded)")
     parser.add_argument("--shard-size", type=int, default=None,
-                        help="records per shard file (default: about 64 MiB of signal)")
+                        help="records per shard file (default: about 32 MiB of signal)")
     parser.add_argument("--limit", type=int, default=None, help="only the first N records (quick tries)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing prepared dataset in OUT")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from meit.synth.alloc import tune_allocator
+
+    tune_allocator()  # this process is ours: keep per-record arrays' memory for reuse
     if args.bench:
         from meit.synth.bench import run_bench
 

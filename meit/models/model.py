@@ -223,7 +223,12 @@ class MeitModel(nn.Module):
         labels: torch.Tensor | None = None,
     ) -> CausalLMOutputWithPast:
         inputs = self._llm_inputs(ecg, input_ids, attention_mask, ecg_mask, generating=False)
-        out = self.llm(**inputs, use_cache=False)
+        try:
+            out = self.llm(**inputs, use_cache=False)
+        finally:
+            # activation checkpointing re-runs the hooks during backward: keep the slot until then
+            if self._kv is not None and not (self.training and self._checkpointing()):
+                self._kv.clear()
         logits = out.logits
         loss = None
         if labels is not None:
@@ -335,6 +340,9 @@ class MeitModel(nn.Module):
         if mode and not any(p.requires_grad for p in self.encoder.parameters()):
             self.encoder.eval()
         return self
+
+    def _checkpointing(self) -> bool:
+        return any(getattr(m, "gradient_checkpointing", False) is True for m in self.hf_model.modules())
 
     def enable_gradient_checkpointing(self) -> None:
         """Activation checkpointing in every decoder layer (non-reentrant: the kv hooks re-run in backward)."""

@@ -14,8 +14,14 @@ from meit.synth.dipole import LEAD_VECTORS_12
 _ATRIAL_DIRECTION = np.array([0.15, 0.55, -0.8])
 
 
-def fibrillatory_waves(rng: np.random.Generator, n: int, fs: float) -> tuple[np.ndarray, float]:
-    """A 3 × n atrial dipole and its peak amplitude in V1 (mV)."""
+def fibrillatory_waves(
+    rng: np.random.Generator, n: int, fs: float, cap_mv: float = np.inf
+) -> tuple[np.ndarray, float]:
+    """A 3 × n atrial dipole and its peak amplitude in V1 (mV).
+
+    The V1 amplitude is drawn between 0.04 mV (fine) and 0.12 mV (coarse); no lead exceeds ``cap_mv``
+    (the caller keeps f-waves well below the QRS in low-voltage records).
+    """
     t = np.arange(n) / fs
     f0 = rng.uniform(4.5, 8.0)
     slow = rng.uniform(0.05, 0.3, 2)
@@ -28,6 +34,6 @@ def fibrillatory_waves(rng: np.random.Generator, n: int, fs: float) -> tuple[np.
     u0 = _ATRIAL_DIRECTION + rng.normal(0.0, 0.25, 3)
     u1 = _ATRIAL_DIRECTION + rng.normal(0.0, 0.4, 3)
     dipole = np.outer(u0, wave * envelope * (1 - drift)) + np.outer(u1, wave * envelope * drift)
-    target = rng.uniform(0.04, 0.12)
-    v1 = np.abs(LEAD_VECTORS_12[6] @ dipole).max()
-    return dipole * (target / max(float(v1), 1e-6)), float(target)
+    peaks = np.abs(LEAD_VECTORS_12 @ dipole).max(axis=1)
+    scale = min(rng.uniform(0.04, 0.12) / max(float(peaks[6]), 1e-6), cap_mv / max(float(peaks.max()), 1e-6))
+    return dipole * scale, float(peaks[6] * scale)

@@ -105,6 +105,7 @@ class Morphology:
     axis_deg: float
     qrs_amp_limb_mv: float
     qrs_amp_precordial_mv: float
+    qrs_amp_mv: np.ndarray  # (12,) peak-to-peak QRS per canonical lead
     st_shift_mv: np.ndarray  # (12,) ST deviation per canonical lead from the injury current
     st_territory: str | None
 
@@ -257,7 +258,7 @@ def build_morphology(
         qrs=qrs, stt=stt, p=p, qrs_s=qrs_s, pr_s=pr_s, qt_ref_s=float(qt_ref), rr_ref_s=rr_ref_s,
         pvc_qrs=pvc_qrs, pvc_stt=pvc_stt, pvc_qrs_s=pvc_qrs_s, pvc_qt_s=pvc_qt,
         axis_deg=frontal_axis(qrs), qrs_amp_limb_mv=float(amps[LIMB].max()),
-        qrs_amp_precordial_mv=float(amps[PRECORDIAL].max()),
+        qrs_amp_precordial_mv=float(amps[PRECORDIAL].max()), qrs_amp_mv=amps,
         st_shift_mv=LEAD_VECTORS_12 @ injury, st_territory=territory,
     )
 

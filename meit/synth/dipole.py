@@ -84,16 +84,16 @@ def quantise_twelve(independent_mv: np.ndarray) -> np.ndarray:
     """
     d = np.rint(independent_mv * ADC_GAIN)
     np.clip(d, -_DIGITAL_MAX, _DIGITAL_MAX, out=d)
-    d = d.astype(np.int64)
+    d = d.astype(np.int32)
     i, ii = d[0], d[1]
-    out = np.empty((12, d.shape[1]), dtype=np.int64)
+    out = np.empty((12, d.shape[1]), dtype=np.int32)
     out[0] = i
     out[1] = ii
-    out[2] = ii - i
-    # aVR = -(I + II)/2 rounded half up: floor((-(I + II) + 1) / 2)
-    out[3] = np.floor_divide(-(i + ii) + 1, 2)
+    np.subtract(ii, i, out=out[2])
+    # aVR = -(I + II)/2 rounded half up: floor((1 - I - II) / 2); >> 1 is floor division by 2
+    out[3] = (1 - i - ii) >> 1
     # aVL = I - II/2 rounded half down: -floor((II - 2I + 1) / 2)
-    out[4] = -np.floor_divide(ii - 2 * i + 1, 2)
+    out[4] = -((ii - 2 * i + 1) >> 1)
     out[5] = -(out[3] + out[4])
     out[6:] = d[2:]
     np.clip(out, -_DIGITAL_MAX, _DIGITAL_MAX, out=out)

@@ -119,10 +119,11 @@ class LabelMix:
     """How often each finding is drawn.
 
     A record is entirely normal (sinus rhythm 60-100 bpm, nothing else: code NORM) with probability
-    ``normal``. Otherwise its rhythm is drawn from ``rhythm`` (weights, normalised) and every other
-    finding independently with its own probability; incompatible pairs (e.g. LBBB with RBBB, ST
-    elevation with depression) keep the first in catalogue order, and first-degree AV block needs a
-    sinus rhythm.
+    ``normal``, exactly. Otherwise its rhythm is drawn from ``rhythm`` (weights, normalised) and every
+    other finding independently with its own probability; incompatible pairs (e.g. LBBB with RBBB, ST
+    elevation with depression) keep the first in catalogue order, first-degree AV block needs a sinus
+    rhythm, and a draw with nothing abnormal is drawn again. So the per-finding probabilities apply
+    to abnormal records and are slightly raised by that redraw.
     """
 
     normal: float = 0.35
@@ -215,15 +216,25 @@ def _load_json(text: str, where: str) -> dict[str, object]:
 
 
 def sample_findings(rng: np.random.Generator, mix: LabelMix) -> tuple[str, ...]:
-    """Draw one record's findings (rhythm first, then catalogue order)."""
+    """Draw one record's findings (rhythm first, then catalogue order).
+
+    ``mix.normal`` is exactly the share of normal records: an abnormal draw that comes out empty
+    (sinus rhythm 60-100 and nothing else) is drawn again, up to 100 times.
+    """
     if rng.random() < mix.normal:
         return ("sinus_rhythm",)
     names = list(mix.rhythm)
     weights = np.array([float(mix.rhythm[k]) for k in names])
-    rhythm = names[int(rng.choice(len(names), p=weights / weights.sum()))]
-    draws = rng.random(len(OPTIONAL))
-    chosen = [name for name, u in zip(OPTIONAL, draws, strict=True) if u < getattr(mix, name)]
-    return resolve((rhythm, *chosen))
+    weights /= weights.sum()
+    probabilities = np.array([getattr(mix, name) for name in OPTIONAL])
+    findings: tuple[str, ...] = ("sinus_rhythm",)
+    for _ in range(100):
+        rhythm = names[int(rng.choice(len(names), p=weights))]
+        chosen = np.asarray(OPTIONAL)[rng.random(len(OPTIONAL)) < probabilities]
+        findings = resolve((rhythm, *chosen.tolist()))
+        if findings != ("sinus_rhythm",):
+            break
+    return findings
 
 
 def resolve(findings: tuple[str, ...]) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ limb-lead identities still hold exactly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,16 @@ def sample_levels(rng: np.random.Generator, level: float) -> NoiseLevels:
     )
 
 
+def _mains(hz: float, n: int, fs: float) -> np.ndarray:
+    """sin and cos of the mains frequency (2 × n); 50 and 60 Hz repeat exactly, so one period is tiled."""
+    period = n
+    if float(hz).is_integer() and float(fs).is_integer():
+        period = min(n, int(fs) // math.gcd(int(hz), int(fs)))
+    arg = 2 * np.pi * hz * np.arange(period) / fs
+    one = np.stack([np.sin(arg), np.cos(arg)])
+    return np.tile(one, (1, -(-n // period)))[:, :n]
+
+
 def lead_noise(rng: np.random.Generator, levels: NoiseLevels, n: int, fs: float) -> np.ndarray:
     """Noise on the eight independent leads (8 × n, mV)."""
     if levels.level <= 0.0:
@@ -56,19 +67,23 @@ def lead_noise(rng: np.random.Generator, levels: NoiseLevels, n: int, fs: float)
     freqs = np.array([rng.uniform(0.12, 0.4), rng.uniform(0.02, 0.1)])
     phases = rng.uniform(0, 2 * np.pi, 2)
     basis = np.sin(2 * np.pi * freqs[:, None] * t + phases[:, None])
-    electrodes = (rng.uniform(-1.0, 1.0, (9, 2)) * levels.baseline_mv) @ basis
+    weights = rng.uniform(-1.0, 1.0, (9, 2)) * levels.baseline_mv
     if levels.powerline_mv > 0.0:
-        arg = 2 * np.pi * levels.powerline_hz * t
-        mains = np.stack([np.sin(arg), np.cos(arg)])
-        electrodes += (rng.normal(0.0, levels.powerline_mv / np.sqrt(2), (9, 2))) @ mains
+        basis = np.concatenate([basis, _mains(levels.powerline_hz, n, fs)])
+        weights = np.concatenate([weights, rng.normal(0.0, levels.powerline_mv / np.sqrt(2), (9, 2))], axis=1)
+    electrodes = weights @ basis
     if levels.emg_mv > 0.0:
-        white = rng.standard_normal((9, n + 1))
-        emg = np.diff(white, axis=1) * (levels.emg_mv / np.sqrt(2))
-        envelope = np.ones(n)
-        for _ in range(int(rng.integers(0, 3))):
+        # broadband noise: first difference of white noise (spectrum rising towards Nyquist). The white
+        # noise is a sum of two uniforms, so each output sample sums four: near-Gaussian (Irwin-Hall)
+        # at a third of the cost of normal draws. Variance 4/12, hence the factor sqrt(3).
+        u = rng.random((2, 9, n + 1))
+        u[0] += u[1]
+        emg = np.diff(u[0], axis=1)
+        emg *= (levels.emg_mv * np.sqrt(3.0) * _EMG_WEIGHT)[:, None]
+        for _ in range(int(rng.integers(0, 3))):  # bursts of muscle activity
             width = int(rng.uniform(0.3, 1.5) * fs)
             start = int(rng.integers(0, max(n - width, 1)))
-            window = np.hanning(width) * rng.uniform(1.0, 3.0)
-            envelope[start : start + width] += window[: n - start]
-        electrodes += emg * envelope * _EMG_WEIGHT[:, None]
+            stop = min(start + width, n)
+            emg[:, start:stop] *= 1.0 + np.hanning(width)[: stop - start] * rng.uniform(1.0, 3.0)
+        electrodes += emg
     return _ELECTRODES_TO_LEADS @ electrodes

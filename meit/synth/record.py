@@ -213,11 +213,12 @@ def make_record(
     else:
         train = sinus_train(rng_rhythm, rate, seconds, morph.pr_s, n_pvc)
 
-    n = int(round(seconds * RENDER_FS))
+    n = round(seconds * RENDER_FS)
     dipole = render(_beat_waves(morph, train, rng_morph), n, RENDER_FS)
     f_amp = 0.0
     if chosen[0] == "afib":
-        f_wave, f_amp = fibrillatory_waves(rng_rhythm, n, RENDER_FS)
+        # f-waves stay under a third of the QRS in lead II, so the ventricular rhythm stays readable
+        f_wave, f_amp = fibrillatory_waves(rng_rhythm, n, RENDER_FS, 0.3 * float(morph.qrs_amp_mv[1]))
         dipole += f_wave
     leads = DOWER @ dipole
     levels = sample_levels(rng_noise, noise_level)
@@ -261,13 +262,13 @@ def _truth(
         "findings": list(findings),
         "scp_codes": scp_codes(findings),
         "rhythm": findings[0],
-        "heart_rate": int(round(rate)),
+        "heart_rate": round(rate),
         "rr_mean_ms": round(1000.0 * rr, 1),
-        "pr_ms": None if findings[0] == "afib" else int(round(1000 * morph.pr_s)),
-        "qrs_ms": int(round(1000 * morph.qrs_s)),
-        "qt_ms": int(round(1000 * qt)),
-        "qtc_ms": int(round(1000 * qt / np.sqrt(rr))),
-        "axis_deg": int(round(morph.axis_deg)),
+        "pr_ms": None if findings[0] == "afib" else round(1000 * morph.pr_s),
+        "qrs_ms": round(1000 * morph.qrs_s),
+        "qt_ms": round(1000 * qt),
+        "qtc_ms": round(1000 * qt / np.sqrt(rr)),
+        "axis_deg": round(morph.axis_deg),
         "heart_axis": heart_axis_code(morph.axis_deg),
         "n_beats": int(np.sum(in_record)),
         "n_pvc": n_pvc,

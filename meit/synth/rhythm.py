@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 MIN_COUPLING_S = 0.34  # earlier ectopic beats would fall in the ventricles' refractory period
 
 
@@ -49,7 +48,7 @@ def sinus_train(
     rr0 = 60.0 / rate_bpm
     resp_hz = float(rng.uniform(0.15, 0.33))
     resp_phase = float(rng.uniform(0, 2 * np.pi))
-    rsa = rng.uniform(0.008, 0.03) * min(1.0, 75.0 / rate_bpm)
+    rsa = rng.uniform(0.005, 0.025) * min(1.0, 75.0 / rate_bpm)
     lf_hz, lf_phase, lf = rng.uniform(0.07, 0.12), rng.uniform(0, 2 * np.pi), rng.uniform(0.0, 0.012)
     times = [_lead_in(rng, rr0)]
     while times[-1] < seconds + 1.0:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from meit import __version__
 from meit.errors import ConfigError, DataError
+from meit.synth.alloc import tune_allocator
 from meit.synth.beats import sample_anatomy
 from meit.synth.findings import SCP_COLUMNS, SCP_STATEMENTS, LabelMix
 from meit.synth.record import check_options, make_record
@@ -154,8 +155,10 @@ def _visit_dates(owner: np.ndarray, patients: list[_Patient], seed: int) -> list
 _STATE: dict[str, object] = {}
 
 
-def _init_worker(job: _Job) -> None:
+def _init_worker(job: _Job, tune: bool = False) -> None:
     _STATE["job"] = job
+    if tune:
+        tune_allocator()
 
 
 def _make_one(task: tuple[int, int]) -> dict[str, object]:
@@ -247,7 +250,7 @@ def generate_ptbxl_layout(
                 rows.append(_make_one(task))
                 bar.update()
         else:
-            with multiprocessing.get_context().Pool(workers, _init_worker, (job,)) as pool:
+            with multiprocessing.get_context().Pool(workers, _init_worker, (job, True)) as pool:
                 for row in pool.imap(_make_one, tasks, chunksize=max(1, min(64, n // (8 * workers)))):
                     rows.append(row)
                     bar.update()
@@ -313,6 +316,7 @@ def _database(
         }
         out.append(full)
     frame = pd.DataFrame(out)
+    frame["pr_ms"] = frame["pr_ms"].astype("Int64")  # empty (not NaN-float) for atrial fibrillation
     return frame[list(PTBXL_COLUMNS) + list(TRUTH_COLUMNS)]
 
 

@@ -26,7 +26,14 @@ COMPLETE_MARKER = "COMPLETE"
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    """Trainable parameters plus the buffers of the modules that own them (e.g. BatchNorm running stats)."""
+    state = {n: p.detach().contiguous().cpu() for n, p in model.named_parameters() if p.requires_grad}
+    for prefix, module in model.named_modules():
+        if any(p.requires_grad for p in module.parameters(recurse=False)):
+            for name, buffer in module.named_buffers(recurse=False):
+                if buffer is not None and name not in module._non_persistent_buffers_set:
+                    state[f"{prefix}.{name}" if prefix else name] = buffer.detach().contiguous().cpu()
+    return state
 
 
 def rng_state() -> dict[str, Any]:
@@ -108,7 +115,7 @@ def find_resume_checkpoint(output_dir: Path, resume: str | None) -> Path | None:
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict:
     """Restore trainable weights, optimizer, scheduler and RNG; return the saved progress."""
     weights = load_file(str(path / "trainable.safetensors"))
-    params = dict(model.named_parameters())
+    params = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     unknown = [name for name in weights if name not in params]
     if unknown:
         raise TrainingError(f"checkpoint {path} has parameters this model lacks: {unknown[:5]} …")

@@ -1,0 +1,186 @@
+"""Framework overhead of a training step: ``python -m meit.models.bench``.
+
+Times a full meit training step (ECG encoder + projector + fused LLM with LoRA, forward, backward,
+AdamW step) against the bare LLM with the same LoRA adapters on the same tokens (forward, backward,
+AdamW step), interleaving the two so that machine noise hits both alike. It also counts the step's
+FLOPs (``torch.utils.flop_counter``) and reports the model FLOP utilisation against this machine's
+measured fp32 matmul ceiling.
+
+Defaults are the quickstart configuration: SmolLM2-135M-Instruct, ``resnet1d-18`` at 100 Hz × 10 s,
+MLP projector, kv fusion, LoRA r=16 α=32, batch 8 × 128 tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import torch
+
+
+def matmul_ceiling(seconds: float = 3.0, sizes: tuple[int, ...] = (1024, 2048)) -> float:
+    """Best sustained fp32 GEMM rate on this machine, in FLOP/s."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.mm(a, b)  # warm-up
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds / len(sizes):
+            torch.mm(a, b)
+            reps += 1
+        elapsed = time.perf_counter() - start
+        best = max(best, 2 * n**3 * reps / elapsed)
+    return best
+
+
+def _batch(model, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    vocab = len(model.tokenizer)
+    ids = torch.randint(10, vocab, (batch, length), generator=g)
+    attention = torch.ones(batch, length, dtype=torch.long)
+    ecg_mask = torch.zeros(batch, length, dtype=torch.bool)
+    start = 0 if model.ecg_placement == "start" else 1
+    ecg_mask[:, start : start + model.num_ecg_tokens] = True
+    ids[ecg_mask] = model.ecg_placeholder_id
+    labels = ids.clone()
+    labels[:, : length // 4] = -100  # prompt
+    labels[ecg_mask] = -100
+    c = model.encoder.contract
+    ecg = torch.randn(batch, c.leads, c.samples, generator=g)
+    return {"ecg": ecg, "input_ids": ids, "attention_mask": attention, "ecg_mask": ecg_mask, "labels": labels}
+
+
+def _full_step(model, optimizer, inputs) -> None:
+    out = model(**inputs)
+    out.loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _bare_step(model, optimizer, inputs) -> None:
+    out = model.llm(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                    position_ids=model.position_ids(inputs["attention_mask"]), use_cache=False)
+    loss = model.causal_lm_loss(out.logits, inputs["labels"], inputs["attention_mask"], inputs["ecg_mask"])
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _flops(fn) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from meit.config import ModelConfig
+    from meit.models import MeitModel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        llm=args.llm, encoder=args.encoder, projector=args.projector, fusion=args.fusion,
+        num_ecg_tokens=1 if args.fusion == "kv" else args.num_ecg_tokens,
+        lora={"r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout},
+        gradient_checkpointing=args.gradient_checkpointing,
+    )
+    model = MeitModel.build(cfg, data_fs=args.fs, data_seconds=args.seconds)
+    groups = model.trainable_parameter_groups("finetune", train_encoder=True)
+    model.train()
+    params = [p for g in groups.values() for p in g]
+    optimizer = torch.optim.AdamW(params, lr=1e-5)
+    inputs = _batch(model, args.batch, args.length)
+    tokens = args.batch * args.length
+
+    full_flops = _flops(lambda: _full_step(model, optimizer, inputs))
+    bare_flops = _flops(lambda: _bare_step(model, optimizer, inputs))
+    full_times, bare_times = [], []
+    for i in range(args.steps + args.warmup):
+        for name, fn, times in (("full", _full_step, full_times), ("bare", _bare_step, bare_times)):
+            start = time.perf_counter()
+            fn(model, optimizer, inputs)
+            elapsed = time.perf_counter() - start
+            if i >= args.warmup:
+                times.append(elapsed)
+            if args.verbose:
+                print(f"  step {i} {name}: {elapsed:.3f} s", file=sys.stderr)
+    ceiling = matmul_ceiling()
+    full_s, bare_s = statistics.median(full_times), statistics.median(bare_times)
+    llm_params = sum(p.numel() for p in model.hf_model.parameters())
+    result = {
+        "config": {
+            "llm": args.llm, "encoder": args.encoder, "fs": args.fs, "seconds": args.seconds,
+            "projector": args.projector, "fusion": args.fusion, "lora_r": args.lora_r,
+            "batch": args.batch, "length": args.length, "threads": torch.get_num_threads(),
+            "gradient_checkpointing": args.gradient_checkpointing, "steps": args.steps,
+        },
+        "full_step_s": full_s,
+        "bare_llm_step_s": bare_s,
+        "overhead_ratio": full_s / bare_s,
+        "full_step_s_all": full_times,
+        "bare_llm_step_s_all": bare_times,
+        "tokens_per_s": tokens / full_s,
+        "full_step_gflop": full_flops / 1e9,
+        "bare_step_gflop": bare_flops / 1e9,
+        "llm_params_m": llm_params / 1e6,
+        "matmul_ceiling_gflops": ceiling / 1e9,
+        "mfu": full_flops / full_s / ceiling,
+        "bare_mfu": bare_flops / bare_s / ceiling,
+    }
+    return result
+
+
+def format_result(r: dict[str, Any]) -> str:
+    c = r["config"]
+    return "\n".join([
+        f"config: {c['llm']} + {c['encoder']} @ {c['fs']} Hz × {c['seconds']:g} s, {c['projector']} projector, "
+        f"{c['fusion']} fusion, LoRA r={c['lora_r']}, batch {c['batch']} × {c['length']}, "
+        f"{c['threads']} threads, {c['steps']} timed steps (median)",
+        f"full meit step      : {r['full_step_s']:.3f} s  ({r['tokens_per_s']:.0f} tokens/s, "
+        f"{r['full_step_gflop']:.0f} GFLOP)",
+        f"bare LLM step       : {r['bare_llm_step_s']:.3f} s  ({r['bare_step_gflop']:.0f} GFLOP, same LoRA, same tokens)",
+        f"overhead ratio      : {r['overhead_ratio']:.3f}×  (target ≤ 1.15×)",
+        f"matmul ceiling      : {r['matmul_ceiling_gflops']:.0f} GFLOP/s (fp32 GEMM, measured)",
+        f"model FLOP util.    : {100 * r['mfu']:.1f} % (full step), {100 * r['bare_mfu']:.1f} % (bare LLM)",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m meit.models.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--llm", default="smollm2-135m-instruct")
+    p.add_argument("--encoder", default="resnet1d-18")
+    p.add_argument("--fs", type=int, default=100)
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--projector", default="mlp")
+    p.add_argument("--fusion", default="kv", choices=["kv", "prefix"])
+    p.add_argument("--num-ecg-tokens", type=int, default=1)
+    p.add_argument("--lora-r", type=int, default=16)
+    p.add_argument("--lora-alpha", type=float, default=32)
+    p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--length", type=int, default=128)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--gradient-checkpointing", action="store_true")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args(argv)
+    result = run(args)
+    print(format_result(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
