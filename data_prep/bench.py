@@ -5,6 +5,8 @@
 Raw records are written once with ``wfdb.wrsamp`` (cached under ``--dir``); each preparation runs
 in a fresh process whose whole process tree (main + workers) is sampled for RSS. The targets are
 ≥ 150 records/s per worker and a peak that stays flat as the dataset grows (< 1.5 GB).
+``records/CPU-s`` (records per CPU-second of the whole tree) does not depend on what else the
+machine is running; ``load`` is the 1-minute load average when the run ended.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import shutil
 import subprocess
 import sys
@@ -98,9 +101,16 @@ def run_once(root: Path, out: Path, workers: int) -> dict:
 
     shutil.rmtree(out, ignore_errors=True)
     code = (
-        "from data_prep.ptbxl import prepare_ptbxl; import json, sys; "
-        f"m = prepare_ptbxl({str(root)!r}, {str(out)!r}, workers={workers}, progress=False); "
-        "print(json.dumps({'counts': m['counts'], 'rejected': m['rejected']}))"
+        "import json, resource, time\n"
+        "from data_prep.ptbxl import prepare_ptbxl\n"
+        "r0 = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "t = time.perf_counter()\n"
+        f"m = prepare_ptbxl({str(root)!r}, {str(out)!r}, workers={workers}, progress=False)\n"
+        "t = time.perf_counter() - t\n"
+        "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "cpu = me.ru_utime + me.ru_stime - r0.ru_utime - r0.ru_stime + kids.ru_utime + kids.ru_stime\n"
+        "print(json.dumps({'counts': m['counts'], 'rejected': m['rejected'], 'prep_s': t, 'cpu_s': cpu,\n"
+        "                  'main_maxrss_kb': me.ru_maxrss, 'worker_maxrss_kb': kids.ru_maxrss}))\n"
     )
     start = time.perf_counter()
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -119,12 +129,16 @@ def run_once(root: Path, out: Path, workers: int) -> dict:
     return {
         "records": n,
         "workers": workers,
-        "seconds": round(elapsed, 2),
-        "records_per_s": round(n / elapsed, 1),
-        "records_per_s_per_worker": round(n / elapsed / workers, 1),
+        "wall_s": round(elapsed, 2),
+        "prep_s": round(result["prep_s"], 2),
+        "records_per_s": round(n / result["prep_s"], 1),
+        "records_per_s_per_worker": round(n / result["prep_s"] / workers, 1),
+        "records_per_cpu_s": round(n / result["cpu_s"], 1),
         "peak_rss_tree_mb": round(peak_total / 2**20),
-        "peak_rss_largest_process_mb": round(peak_single / 2**20),
+        "peak_rss_main_mb": round(result["main_maxrss_kb"] / 1024),
+        "peak_rss_worker_mb": round(result["worker_maxrss_kb"] / 1024),
         "rejected": result["rejected"],
+        "load_avg_1min": round(os.getloadavg()[0], 2),
     }
 
 
@@ -148,11 +162,12 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    lines = ["| records | workers | s | records/s | records/s/worker | peak RSS tree (MB) | largest process (MB) |",
-             "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['records']} | {r['workers']} | {r['seconds']} | {r['records_per_s']} | "
-              f"{r['records_per_s_per_worker']} | {r['peak_rss_tree_mb']} | {r['peak_rss_largest_process_mb']} |"
-              for r in rows]
+    lines = ["| records | workers | wall s | prep s | records/s | records/s/worker | records/CPU-s "
+             "| peak RSS tree MB | main MB | worker MB | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['records']} | {r['workers']} | {r['wall_s']} | {r['prep_s']} | {r['records_per_s']} | "
+              f"{r['records_per_s_per_worker']} | {r['records_per_cpu_s']} | {r['peak_rss_tree_mb']} | "
+              f"{r['peak_rss_main_mb']} | {r['peak_rss_worker_mb']} | {r['load_avg_1min']} |" for r in rows]
     print("\n".join(lines))
     return 0
 

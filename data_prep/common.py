@@ -379,14 +379,19 @@ class ItemTable:
         missing = [c for c in (*self.REQUIRED, *extra_kinds) if c not in frame.columns]
         if missing:
             raise ValueError(f"ItemTable: frame lacks columns {missing}")
-        self.frame = frame.reset_index(drop=True)[[*self.REQUIRED, *extra_kinds]]
+        frame = frame.reset_index(drop=True)[[*self.REQUIRED, *extra_kinds]].copy()
+        for col in frame.columns:
+            if frame[col].dtype == object:  # arrow-backed strings: bytes, not Python objects
+                frame[col] = frame[col].map(_text_or_none).astype("string[pyarrow]")
+        self.frame = frame
         self.extra_kinds = dict(extra_kinds)
 
     def __len__(self) -> int:
         return len(self.frame)
 
-    def ids(self) -> list[str]:
-        return self.frame["id"].astype(str).tolist()
+    def duplicate_id(self) -> str | None:
+        dup = self.frame["id"].duplicated()
+        return str(self.frame["id"][dup].iloc[0]) if dup.any() else None
 
     def indices(self, split: str) -> np.ndarray:
         return np.flatnonzero((self.frame["split"] == split).to_numpy())
@@ -402,8 +407,19 @@ class ItemTable:
     def fingerprint(self) -> str:
         """Content hash of the whole table: a changed input table is a different job."""
         h = hashlib.sha256(json.dumps([list(self.frame.columns), self.extra_kinds]).encode())
-        h.update(pd.util.hash_pandas_object(self.frame.astype(str), index=False).to_numpy().tobytes())
+        for col in self.frame.columns:
+            h.update(pd.util.hash_pandas_object(self.frame[col], index=False).to_numpy().tobytes())
         return h.hexdigest()
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and not np.isfinite(value)
+
+
+def _text_or_none(value: object) -> str | None:
+    return None if _is_missing(value) else str(value)
 
 
 @dataclass(frozen=True)
@@ -632,17 +648,21 @@ def _finalise(
     from datasets import DatasetInfo
 
     work = out / WORK_DIR
-    markers = {s.key: json.loads((work / "markers" / f"{s.key}.json").read_text()) for s in shards}
+    def marker(shard: Shard) -> dict:
+        return json.loads((work / "markers" / f"{shard.key}.json").read_text())
+
     total = hashlib.sha256()
     counts: dict[str, int] = {}
     rejects: list[dict] = list(pre_rejects)
     for split in SPLITS:
         mine = [s for s in shards if s.split == split]
         split_hash = hashlib.sha256()
+        counts[split] = 0
         for s in mine:
-            split_hash.update(bytes.fromhex(markers[s.key]["digests"]))
-            rejects.extend(markers[s.key]["rejects"])
-        counts[split] = sum(markers[s.key]["rows"] for s in mine)
+            m = marker(s)
+            split_hash.update(bytes.fromhex(m["digests"]))
+            rejects.extend(m["rejects"])
+            counts[split] += m["rows"]
         total.update(split.encode() + split_hash.digest())
         state = {
             "_data_files": [{"filename": s.file_name} for s in mine],
@@ -709,9 +729,13 @@ def run_prepare(
     if shard_size < 1:
         raise ConfigError(f"shard_size: expected >= 1, got {shard_size}")
     pre_rejects = list(pre_rejects or [])
-    ids = items.ids() + [r["id"] for r in pre_rejects]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i, c in Counter(ids).items() if c > 1)
+    dup = items.duplicate_id()
+    pre_ids = [r["id"] for r in pre_rejects]
+    if dup is None and len(set(pre_ids)) != len(pre_ids):
+        dup = next(i for i, c in Counter(pre_ids).items() if c > 1)
+    if dup is None and pre_ids and items.frame["id"].isin(pre_ids).any():
+        dup = str(items.frame["id"][items.frame["id"].isin(pre_ids)].iloc[0])
+    if dup is not None:
         raise DataError(f"record id {dup!r} appears more than once in the input tables")
     inputs_hash = hashlib.sha256(
         (items.fingerprint() + json.dumps(pre_rejects, sort_keys=True)).encode()
@@ -822,13 +846,11 @@ def column_feature(series: pd.Series) -> tuple[str, Value]:
 
 def column_value(value: object, kind: str) -> object:
     """A table cell as a plain Python value of ``kind``; NaN / inf / empty become None."""
-    if value is None:
-        return None
-    if isinstance(value, float) and not np.isfinite(value):
+    if _is_missing(value):
         return None
     try:
         if kind == "bool":
-            return bool(value)
+            return value.strip().lower() in {"true", "1", "yes"} if isinstance(value, str) else bool(value)
         if kind == "int":
             return int(value)
         if kind == "float":
@@ -860,7 +882,7 @@ def clean_report(text: object) -> str:
 
 def clean_text(text: object) -> str:
     """Whitespace-normalised text; NaN / None give the empty string."""
-    if text is None or (isinstance(text, float) and not np.isfinite(text)):
+    if _is_missing(text):
         return ""
     return " ".join(str(text).split())
 

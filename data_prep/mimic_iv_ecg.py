@@ -178,7 +178,7 @@ def prepare_mimic_iv_ecg(
         "ecg_time": ecg_time.where(ecg_time.notna(), None),
         "report_raw": merged["report_raw"].fillna("{}"),
         **{c: merged[c] for c in kinds},
-    }).astype(object)
+    })
     extra_kinds = {"study_id": "int", "ecg_time": "str", "report_raw": "str", **kinds}
     features = {**base_features(policy.samples), **_features(extra_kinds)}
     manifest = {

@@ -306,7 +306,7 @@ def _list_items(
         })
     extra_kinds = {**_FIXED_KINDS, **{c: kinds[c][0] for c in kept}}
     columns = [*ItemTable.REQUIRED, *extra_kinds]
-    frame = pd.DataFrame(records, columns=columns).astype(object)
+    frame = pd.DataFrame(records, columns=columns)
     return ItemTable(frame, extra_kinds), pre_rejects, moved
 
 

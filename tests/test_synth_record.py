@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from meit.errors import ConfigError
 from meit.leads import CANONICAL_LEADS
-from meit.synth import CATALOGUE, make_record, synthesize_record
+from meit.synth import CATALOGUE, NoiseMix, make_record, synthesize_record
 from meit.synth.dipole import quantise_twelve
 from meit.synth.findings import OPTIONAL, RHYTHMS, resolve
 
@@ -42,6 +42,10 @@ def test_shape_units_and_identities(fs, samples):
     assert_identities(rec.digital)
     assert 0.2 < np.abs(signal).max() < 8.0  # millivolts, not volts or microvolts
     assert str(truth["heart_rate"]) in report
+
+
+def test_100hz_record_is_the_decimated_500hz_record():
+    assert np.array_equal(make_record(3, fs=100).digital, make_record(3, with_lr=True).digital_lr)
 
 
 def test_quantise_rounding_cases_all_parities():
@@ -104,7 +108,8 @@ def test_same_seed_same_record_and_streams_are_independent():
     [
         ({"fs": 250}, "fs=250"),
         ({"seconds": 2.0}, "seconds"),
-        ({"noise_level": -1.0}, "noise_level"),
+        ({"noise_level": -1.0}, "noise"),
+        ({"noise_level": 9.0}, "noise baseline=9.0"),
         ({"findings": ["lbbb", "rbbb"]}, "cannot be combined"),
         ({"findings": ["afib", "avb1"]}, "sinus rhythm"),
         ({"findings": ["afib", "sinus_rhythm"]}, "one rhythm"),
@@ -222,3 +227,38 @@ def test_reports_vary_and_state_the_findings():
     normal = [make_record(s, findings=["sinus_rhythm"]).report for s in range(20)]
     assert all("sinus" in r.lower() for r in normal)
     assert not any("block" in r.lower() for r in normal)
+
+
+def test_noise_kinds_are_separately_controllable():
+    clean = make_record(8, noise_level=0.0)
+    mains = make_record(8, noise_level=NoiseMix(baseline=0, powerline=3.0, emg=0, mains_hz=60.0))
+    assert mains.truth["powerline_hz"] == 60.0 and mains.truth["emg_noise_mv"] == 0.0
+    assert mains.truth["baseline_wander_mv"] == 0.0
+    noise = mains.signal - clean.signal
+    spectrum = np.abs(np.fft.rfft(noise, axis=1))
+    freqs = np.fft.rfftfreq(noise.shape[1], 1 / 500)
+    if mains.truth["powerline_mv"] > 0:  # powerline is present in 60 % of records
+        peak = freqs[np.argmax(spectrum.sum(axis=0))]
+        assert peak == pytest.approx(60.0, abs=0.2)
+    emg_only = make_record(8, noise_level=NoiseMix(baseline=0, powerline=0, emg=2.0))
+    assert emg_only.truth["powerline_mv"] == 0 and emg_only.truth["emg_noise_mv"] > 0
+    assert emg_only.truth["findings"] == clean.truth["findings"] and emg_only.report == clean.report
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("0", NoiseMix(0, 0, 0)),
+        ("1.5", NoiseMix(1.5, 1.5, 1.5)),
+        ("baseline=2,powerline=0", NoiseMix(2.0, 0.0, 1.0)),
+        ("level=0.5,emg=3,mains=50", NoiseMix(0.5, 0.5, 3.0, 50.0)),
+    ],
+)
+def test_noise_mix_parsing(text, expected):
+    assert NoiseMix.parse(text) == expected
+
+
+@pytest.mark.parametrize("text", ["loud", "hum=1", "mains=55", "emg=x", "baseline=-1"])
+def test_noise_mix_parsing_errors(text):
+    with pytest.raises(ConfigError, match="noise"):
+        NoiseMix.parse(text)

@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N rows")
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs WordNet)")
     parser.add_argument("--bertscore", action="store_true", help="also compute BERTScore with the packaged MiniLM")
+    parser.add_argument("--perturb", action="append", default=[], metavar="NAME[:L1,L2]",
+                        help="also evaluate under a perturbation (gaussian = MEIT's protocol, baseline, powerline, "
+                        "dropout), at its default levels or the ones given; repeatable. Writes robustness.csv/md/png")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from meit.config import load_recipe
+    from meit.evaluation.perturb import parse_perturbations
     from meit.evaluation.runner import load_and_evaluate
 
     overrides = [f"data.path={args.data}", f"eval.split={args.split}", f"seed={args.seed}"]
@@ -46,9 +50,14 @@ def run(args: argparse.Namespace) -> int:
     if args.bertscore:
         overrides.append("eval.bertscore=true")
     recipe = load_recipe(None, overrides)
+    specs = parse_perturbations(args.perturb, seed=args.seed)
     metrics = load_and_evaluate(args.checkpoint, args.data, args.split, args.out, recipe,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, perturbations=specs)
     shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
     print(json.dumps(shown, indent=2))
     print(f"wrote {args.out}/metrics.json and {args.out}/predictions.jsonl")
+    if specs:
+        from pathlib import Path
+
+        print((Path(args.out) / "robustness.md").read_text())
     return 0

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     signal, fs = read_ecg_file(args.ecg, args.fs)
     model = MeitModel.from_pretrained(args.checkpoint)
     settings = DecodingSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
-    max_length = getattr(getattr(model, "config", None), "max_length", 128)
+    max_length = getattr(getattr(model, "cfg", None), "max_length", 128)
     print(generate_for_signal(model, signal, fs, instruction=args.instruction, settings=settings,
                               max_length=max_length))
     return 0

@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="record length (default 10 s)")
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument(
-        "--noise", type=float, default=1.0, metavar="LEVEL",
-        help="noise level: 0 clean, 1 typical resting ECG (default), 2-3 poor recording",
+        "--noise", default="1", metavar="LEVEL",
+        help="noise level: 0 clean, 1 typical resting ECG (default), 2-3 poor recording; or per kind, "
+        "e.g. 'baseline=2,powerline=0,emg=0.5,mains=60'",
     )
     parser.add_argument(
         "--label-mix", default=None, metavar="MIX",
@@ -51,16 +52,19 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.out:
         raise ConfigError("--out ROOT is required (or --bench)")
-    from meit.synth import LabelMix, generate_ptbxl_layout
+    from meit.synth import LabelMix, NoiseMix, generate_ptbxl_layout
 
     mix = LabelMix.parse(args.label_mix) if args.label_mix else None
+    noise = NoiseMix.parse(args.noise)
     summary = generate_ptbxl_layout(
         args.out, args.n, seed=args.seed, fs=args.fs, seconds=args.seconds, workers=args.workers,
-        label_mix=mix, noise_level=args.noise, write_lr=not args.no_lr, progress=not args.no_progress,
+        label_mix=mix, noise_level=noise, write_lr=not args.no_lr, progress=not args.no_progress,
     )
     counts = ", ".join(f"{k} {v}" for k, v in summary.finding_counts.items())
+    records = "record" if summary.n_records == 1 else "records"
+    patients = "patient" if summary.n_patients == 1 else "patients"
     print(
-        f"wrote {summary.n_records} records of {summary.n_patients} patients to {summary.root} "
+        f"wrote {summary.n_records} {records} of {summary.n_patients} {patients} to {summary.root} "
         f"in {summary.elapsed_s:.1f}s ({summary.records_per_second:.0f} records/s)\nfindings: {counts}"
     )
     return 0

@@ -78,6 +78,7 @@ class EcgReportDataset(Dataset):
         instruction_seed: int = 0,
         fixed_instruction: str | None = None,
         with_report: bool = True,
+        perturb: Callable[[np.ndarray, int, str], np.ndarray] | None = None,
     ) -> None:
         self.split = split.with_format("numpy", columns=["ecg"], output_all_columns=True)
         self.tokenizer = tokenizer
@@ -86,6 +87,7 @@ class EcgReportDataset(Dataset):
         self.instruction_seed = instruction_seed
         self.fixed_instruction = fixed_instruction
         self.with_report = with_report
+        self.perturb = perturb
 
     def __len__(self) -> int:
         return len(self.split)
@@ -99,6 +101,8 @@ class EcgReportDataset(Dataset):
         row = self.split[int(index)]
         record_id = str(row["id"])
         signal = np.asarray(row["ecg"], dtype=np.float32)
+        if self.perturb is not None:
+            signal = self.perturb(signal, int(row["fs"]), record_id)
         ecg = self.transform(signal)
         instruction = self.instruction_for(record_id)
         if self.with_report:

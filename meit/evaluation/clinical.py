@@ -20,6 +20,7 @@ import bisect
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 #: finding -> (group, description). Group names follow the issue: rhythm, rate, conduction, axis, st,
@@ -248,8 +249,12 @@ def _axis_class(degrees: int) -> str:
     return "axis_right" if 90 < degrees <= 180 else "axis_extreme"
 
 
+@lru_cache(maxsize=1 << 16)
 def extract_findings(text: str) -> frozenset[str]:
-    """The set of affirmed findings (names of :data:`FINDINGS`) stated in a report."""
+    """The set of affirmed findings (names of :data:`FINDINGS`) stated in a report.
+
+    Cached: machine-read report sets repeat the same texts many times.
+    """
     mentions = find_mentions(text)
     found = {label for m in mentions if not m.negated for label in m.findings}
     if found & {"sinus_brady", "sinus_tachy"}:

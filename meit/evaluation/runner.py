@@ -46,13 +46,14 @@ def evaluate_model(
     checkpoint: str | None = None,
     progress: bool = True,
     label: str = "eval",
+    perturb: Any = None,
 ) -> dict[str, Any]:
     """Generate on ``split`` of the prepared dataset, write ``predictions.jsonl`` and ``metrics.json``."""
     cfg = recipe.eval
     split_name = split or cfg.split
     path = data_path or recipe.data.path
     dataset = build_split_dataset(recipe, model, split_name, cfg.max_samples, with_report=False,
-                                  fixed_instruction=evaluation_instruction(), data_path=path)
+                                  fixed_instruction=evaluation_instruction(), data_path=path, perturb=perturb)
     settings = decoding_from(cfg, recipe.seed)
     rows = generate_reports(model, dataset, settings, batch_size=cfg.batch_size, progress=progress,
                             desc=f"{label}: generate")
@@ -62,16 +63,47 @@ def evaluate_model(
     result = {
         **metrics,
         "provenance": provenance(checkpoint, str(path), split_name, settings.as_dict(),
-                                 {"instruction": evaluation_instruction(), "n": len(rows)}),
+                                 {"instruction": evaluation_instruction(), "n": len(rows),
+                                  "perturbation": perturb.label if perturb is not None else None}),
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
 
 
 def load_and_evaluate(checkpoint: str, data_path: str, split: str, out_dir: str, recipe: Recipe,
-                      progress: bool = True) -> dict[str, Any]:
+                      progress: bool = True, perturbations: list[Any] | None = None) -> dict[str, Any]:
+    """Reload an artifact and evaluate it (clean, then under each perturbation if any)."""
     from meit.models import MeitModel
 
     model = MeitModel.from_pretrained(checkpoint)
-    return evaluate_model(model, recipe, out_dir, data_path=data_path, split=split, checkpoint=checkpoint,
-                          progress=progress)
+    model_cfg = getattr(model, "cfg", None)
+    if model_cfg is not None and hasattr(model_cfg, "max_length"):
+        recipe = recipe.model_copy(update={"model": model_cfg})
+    metrics = evaluate_model(model, recipe, out_dir, data_path=data_path, split=split, checkpoint=checkpoint,
+                             progress=progress)
+    if perturbations:
+        evaluate_robustness(model, recipe, out_dir, perturbations, data_path=data_path, split=split,
+                            checkpoint=checkpoint, clean=metrics, progress=progress)
+    return metrics
+
+
+def evaluate_robustness(model: Any, recipe: Recipe, out_dir: str | Path, specs: list[Any], *,
+                        data_path: str | None = None, split: str | None = None, checkpoint: str | None = None,
+                        clean: dict[str, Any] | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """Evaluate under each perturbation level; write ``robustness.csv``, ``robustness.md`` and a plot."""
+    from meit.evaluation.robustness import write_robustness
+
+    out = Path(out_dir)
+    rows = []
+    if clean is not None:
+        rows.append({"perturbation": "clean", "level": 0.0, **_numbers(clean)})
+    for spec in specs:
+        metrics = evaluate_model(model, recipe, out / "robustness" / spec.label, data_path=data_path, split=split,
+                                 checkpoint=checkpoint, progress=progress, label=spec.label, perturb=spec)
+        rows.append({"perturbation": spec.name, "level": spec.level, **_numbers(metrics)})
+    write_robustness(rows, out)
+    return rows
+
+
+def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}

@@ -146,7 +146,8 @@ def format_result(r: dict[str, Any]) -> str:
         f"{c['threads']} threads, {c['steps']} timed steps (median)",
         f"full meit step      : {r['full_step_s']:.3f} s  ({r['tokens_per_s']:.0f} tokens/s, "
         f"{r['full_step_gflop']:.0f} GFLOP)",
-        f"bare LLM step       : {r['bare_llm_step_s']:.3f} s  ({r['bare_step_gflop']:.0f} GFLOP, same LoRA, same tokens)",
+        f"bare LLM step       : {r['bare_llm_step_s']:.3f} s  "
+        f"({r['bare_step_gflop']:.0f} GFLOP, same LoRA, same tokens)",
         f"overhead ratio      : {r['overhead_ratio']:.3f}×  (target ≤ 1.15×)",
         f"matmul ceiling      : {r['matmul_ceiling_gflops']:.0f} GFLOP/s (fp32 GEMM, measured)",
         f"model FLOP util.    : {100 * r['mfu']:.1f} % (full step), {100 * r['bare_mfu']:.1f} % (bare LLM)",

@@ -98,10 +98,8 @@ class KVSlotFusion:
         st = self.state
         if st is None or not st.active:
             return None
-        if self.spec.hidden_states_arg == "kwarg":
-            hidden = kwargs.get("hidden_states")
-        else:
-            hidden = args[0] if args else None
+        by_keyword = self.spec.hidden_states_arg == "kwarg"
+        hidden = kwargs.get("hidden_states") if by_keyword else (args[0] if args else None)
         if not isinstance(hidden, torch.Tensor):
             raise ModelError(
                 f"kv fusion: {type(module).__name__} did not receive hidden_states as "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -126,4 +128,13 @@ def apply_lora(model, spec: BackboneSpec, cfg: ModelConfig):
         r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, target_modules=targets,
         bias="none", task_type="CAUSAL_LM", fan_in_fan_out=spec.lora_fan_in_fan_out,
     )
-    return get_peft_model(model, peft_cfg)
+    with quiet_peft_warnings():
+        return get_peft_model(model, peft_cfg)
+
+
+@contextlib.contextmanager
+def quiet_peft_warnings():
+    """peft 0.21 reads transformers' deprecated ``is_gradient_checkpointing``: hide that FutureWarning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield

@@ -19,7 +19,7 @@ from meit.errors import ConfigError, DataError, ModelError
 from meit.models.backbones import BackboneSpec, resolve_backbone
 from meit.models.encoders import ECGEncoder, EncoderContract, build_encoder, load_encoder_checkpoint
 from meit.models.fusion import KVSlotFusion, splice_prefix
-from meit.models.loading import apply_lora, load_llm, load_tokenizer, source_folder
+from meit.models.loading import apply_lora, load_llm, load_tokenizer, quiet_peft_warnings, source_folder
 from meit.models.projectors import build_projector
 
 ARTIFACT_FORMAT = "meit-model"
@@ -158,7 +158,9 @@ class MeitModel(nn.Module):
         """ECG ``[B, 12, T]`` → projected tokens ``[B, num_ecg_tokens, D_llm]``."""
         self.encoder.check_input(ecg)
         param = next(self.encoder.parameters())
-        feats = self.encoder(ecg.to(device=param.device, dtype=param.dtype), pooled=self.num_ecg_tokens == 1)
+        # one ECG vector: let the encoder pool; the resampler always attends over the time tokens
+        pooled = self.num_ecg_tokens == 1 and self.cfg.projector != "resampler"
+        feats = self.encoder(ecg.to(device=param.device, dtype=param.dtype), pooled=pooled)
         tokens = self.projector(feats)
         if self.fusion == "prefix":
             # match the scale of the embedding module's output (Gemma multiplies inside it)
@@ -467,7 +469,8 @@ class MeitModel(nn.Module):
                     llm, use_gradient_checkpointing=cfg.gradient_checkpointing,
                     gradient_checkpointing_kwargs={"use_reentrant": False},
                 )
-            llm = PeftModel.from_pretrained(llm, str(folder / ADAPTER_DIR), is_trainable=True)
+            with quiet_peft_warnings():
+                llm = PeftModel.from_pretrained(llm, str(folder / ADAPTER_DIR), is_trainable=True)
         encoder = build_encoder(cfg.encoder, contract)
         _load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
         hf = llm.get_base_model() if _is_peft(llm) else llm

@@ -30,7 +30,7 @@ TINY_CHAT_TEMPLATE = (
 )
 
 # Words a tiny model sees in smoke runs; BPE merges learned from them keep sequences short.
-_WORDS = """
+_WORDS_TEXT = """
 sinus rhythm normal ecg abnormal borderline within limits left right axis deviation bundle branch block
 incomplete complete anterior posterior inferior lateral septal wall myocardial infarction age undetermined
 possible probable old acute injury ischemia st elevation depression t wave inversion changes nonspecific
@@ -42,7 +42,8 @@ bpm ms mv amplitude duration morphology poor r progression early transition late
 describe this electrocardiogram write clinical report for given signal interpret what does show please
 summarise findings provide diagnosis heart patient twelve recording reading cardiac rhythm conduction
 ECG EKG QRS ST PR QT AV LBBB RBBB LAFB LVH RVH AF SR Describe Write Interpret What The This Sinus
-""".split()
+"""
+_WORDS = _WORDS_TEXT.split()
 
 
 def _corpus() -> list[str]:

@@ -5,14 +5,17 @@
 """
 
 from meit.synth.findings import CATALOGUE, LabelMix
-from meit.synth.record import SynthRecord, make_record, synthesize_record
+from meit.synth.noise import NoiseMix
+from meit.synth.record import SynthRecord, Truth, make_record, synthesize_record
 from meit.synth.writer import SynthSummary, generate_ptbxl_layout
 
 __all__ = [
     "CATALOGUE",
     "LabelMix",
+    "NoiseMix",
     "SynthRecord",
     "SynthSummary",
+    "Truth",
     "generate_ptbxl_layout",
     "make_record",
     "synthesize_record",

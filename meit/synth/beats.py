@@ -281,7 +281,10 @@ def _pvc(rng: np.random.Generator, qt_ref: float) -> tuple[WaveSet, WaveSet, flo
     vectors = np.stack([u1 * amp * 0.8, u2 * amp])
     qrs = _bumps(((0.3, 0.3, None), (0.65, 0.35, None)), qrs_s, vectors)
     mean = u1 + u2
-    t_vec = -mean / max(float(np.linalg.norm(mean)), 1e-6) * rng.uniform(0.4, 0.7)
+    t_vec = -mean / max(float(np.linalg.norm(mean)), 1e-6) * rng.uniform(0.35, 0.6)
+    # as for conducted beats, T in lead II stays under half of the QRS there
+    ii = float(qrs_amplitudes(qrs, qrs_s)[1])
+    t_vec = t_vec * min(1.0, 0.45 * ii / max(abs(float(LEAD_VECTORS_12[1] @ t_vec)), 1e-6))
     qt = qt_ref + 0.04
     stt = _stt_waves(qrs_s, qt, t_vec, np.zeros(3), rng)
     return qrs, stt, qrs_s, float(qt)

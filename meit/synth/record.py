@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TypedDict
 
 import numpy as np
 from scipy import signal as sps
@@ -26,7 +27,7 @@ from meit.synth.findings import (
     scp_codes,
     validate_findings,
 )
-from meit.synth.noise import NoiseLevels, lead_noise, sample_levels
+from meit.synth.noise import NoiseLevels, NoiseMix, lead_noise, sample_levels
 from meit.synth.reports import compose_report
 from meit.synth.rhythm import BeatTrain, af_train, measured_rate, sinus_train
 from meit.synth.waves import WaveSet, render
@@ -44,6 +45,36 @@ _RATE_RANGES = {
 _ALLOWED_RATE = (30.0, 200.0)  # for a requested rate; sinus labels also need the matching band
 
 
+class Truth(TypedDict):
+    """Ground truth of one record (also the extra columns of ``ptbxl_database.csv``)."""
+
+    findings: list[str]
+    scp_codes: dict[str, float]
+    rhythm: str
+    heart_rate: int
+    rr_mean_ms: float
+    pr_ms: int | None
+    qrs_ms: int
+    qt_ms: int
+    qtc_ms: int
+    axis_deg: int
+    heart_axis: str
+    n_beats: int
+    n_pvc: int
+    st_territory: str | None
+    st_leads: list[str]
+    st_shift_mv: float
+    qrs_amp_limb_mv: float
+    qrs_amp_precordial_mv: float
+    f_wave_mv: float
+    noise_level: float
+    baseline_wander_mv: float
+    powerline_mv: float
+    powerline_hz: float
+    emg_noise_mv: float
+    qrs_onsets_s: list[float]
+
+
 @dataclass(frozen=True)
 class SynthRecord:
     """A generated record as stored: int16 digital samples (1 µV per unit) plus truth and report."""
@@ -51,7 +82,7 @@ class SynthRecord:
     digital: np.ndarray  # (12, T) int16, canonical lead order
     fs: int
     digital_lr: np.ndarray | None  # (12, T/5) int16 at 100 Hz, when asked for alongside 500 Hz
-    truth: dict[str, object]
+    truth: Truth
     report: str
 
     @property
@@ -71,7 +102,7 @@ def decimate_to_100(leads: np.ndarray) -> np.ndarray:
     return sps.resample_poly(leads, 1, 5, axis=-1, window=_decimation_filter(), padtype="line")
 
 
-def check_options(fs: int, seconds: float, noise_level: float) -> None:
+def check_options(fs: int, seconds: float, noise_level: float | NoiseMix) -> NoiseMix:
     """Reject rates, lengths and noise levels the generator does not support (ConfigError)."""
     if fs not in SUPPORTED_FS:
         raise ConfigError(f"fs={fs} is not supported; choose one of {SUPPORTED_FS} (PTB-XL's rates)")
@@ -79,8 +110,7 @@ def check_options(fs: int, seconds: float, noise_level: float) -> None:
         raise ConfigError(f"seconds={seconds} must be between {MIN_SECONDS} and {MAX_SECONDS}")
     if (seconds * fs) != int(seconds * fs) or (seconds * 100) != int(seconds * 100):
         raise ConfigError(f"seconds={seconds} must be a whole number of 10 ms samples")
-    if not 0.0 <= noise_level <= 5.0:
-        raise ConfigError(f"noise_level={noise_level} must be between 0 (clean) and 5")
+    return NoiseMix.of(noise_level)
 
 
 def _choose_rate(rng: np.random.Generator, rhythm: str, heart_rate: float | None) -> float:
@@ -186,14 +216,17 @@ def make_record(
     findings: Sequence[str] | None = None,
     fs: int = 500,
     seconds: float = 10.0,
-    noise_level: float = 1.0,
+    noise_level: float | NoiseMix = 1.0,
     label_mix: LabelMix | None = None,
     heart_rate: float | None = None,
     anatomy: Anatomy | None = None,
     with_lr: bool = False,
 ) -> SynthRecord:
-    """Generate one record. ``anatomy`` (from the patient) defaults to one drawn from ``seed``."""
-    check_options(fs, seconds, noise_level)
+    """Generate one record. ``anatomy`` (from the patient) defaults to one drawn from ``seed``.
+
+    ``with_lr`` (500 Hz only) also returns the decimated 100 Hz copy that goes to ``records100/``.
+    """
+    noise = check_options(fs, seconds, noise_level)
     streams = np.random.SeedSequence(seed).spawn(6)
     rng_find, rng_anat, rng_morph, rng_rhythm, rng_noise, rng_text = (
         np.random.default_rng(s) for s in streams
@@ -221,12 +254,14 @@ def make_record(
         f_wave, f_amp = fibrillatory_waves(rng_rhythm, n, RENDER_FS, 0.3 * float(morph.qrs_amp_mv[1]))
         dipole += f_wave
     leads = DOWER @ dipole
-    levels = sample_levels(rng_noise, noise_level)
+    levels = sample_levels(rng_noise, noise)
     leads += lead_noise(rng_noise, levels, n, RENDER_FS)
 
-    lr = decimate_to_100(leads) if (with_lr or fs == 100) else None
-    digital = quantise_twelve(leads) if fs == RENDER_FS else quantise_twelve(lr)  # type: ignore[arg-type]
-    digital_lr = quantise_twelve(lr) if (with_lr and fs == RENDER_FS and lr is not None) else None
+    if fs == RENDER_FS:
+        digital = quantise_twelve(leads)
+        digital_lr = quantise_twelve(decimate_to_100(leads)) if with_lr else None
+    else:  # 100 Hz: drawn at 500 Hz, then decimated, so it matches the records100 copy of a 500 Hz run
+        digital, digital_lr = quantise_twelve(decimate_to_100(leads)), None
 
     truth = _truth(chosen, morph, train, levels, f_amp, seconds)
     report = compose_report(truth, rng_text)
@@ -240,7 +275,7 @@ def _truth(
     levels: NoiseLevels,
     f_amp: float,
     seconds: float,
-) -> dict[str, object]:
+) -> Truth:
     rate, inside = measured_rate(train.qrs_onsets, max(morph.qrs_s, morph.pvc_qrs_s), seconds)
     if not np.isfinite(rate):
         rate = 60.0 / morph.rr_ref_s
@@ -258,33 +293,33 @@ def _truth(
         shift = sign * morph.st_shift_mv
         st_leads = [CANONICAL_LEADS[i] for i in np.flatnonzero(shift >= ST_THRESHOLD_MV)]
         st_mv = float(shift.max())
-    return {
-        "findings": list(findings),
-        "scp_codes": scp_codes(findings),
-        "rhythm": findings[0],
-        "heart_rate": round(rate),
-        "rr_mean_ms": round(1000.0 * rr, 1),
-        "pr_ms": None if findings[0] == "afib" else round(1000 * morph.pr_s),
-        "qrs_ms": round(1000 * morph.qrs_s),
-        "qt_ms": round(1000 * qt),
-        "qtc_ms": round(1000 * qt / np.sqrt(rr)),
-        "axis_deg": round(morph.axis_deg),
-        "heart_axis": heart_axis_code(morph.axis_deg),
-        "n_beats": int(np.sum(in_record)),
-        "n_pvc": n_pvc,
-        "st_territory": morph.st_territory if st_leads else None,
-        "st_leads": st_leads,
-        "st_shift_mv": round(st_mv, 3),
-        "qrs_amp_limb_mv": round(morph.qrs_amp_limb_mv, 3),
-        "qrs_amp_precordial_mv": round(morph.qrs_amp_precordial_mv, 3),
-        "f_wave_mv": round(f_amp, 3),
-        "noise_level": levels.level,
-        "baseline_wander_mv": round(levels.baseline_mv, 4),
-        "powerline_mv": round(levels.powerline_mv, 4),
-        "powerline_hz": levels.powerline_hz,
-        "emg_noise_mv": round(levels.emg_mv, 4),
-        "qrs_onsets_s": [round(float(t), 4) for t in inside],
-    }
+    return Truth(
+        findings=list(findings),
+        scp_codes=scp_codes(findings),
+        rhythm=findings[0],
+        heart_rate=round(rate),
+        rr_mean_ms=round(1000.0 * rr, 1),
+        pr_ms=None if findings[0] == "afib" else round(1000 * morph.pr_s),
+        qrs_ms=round(1000 * morph.qrs_s),
+        qt_ms=round(1000 * qt),
+        qtc_ms=round(1000 * qt / np.sqrt(rr)),
+        axis_deg=round(morph.axis_deg),
+        heart_axis=heart_axis_code(morph.axis_deg),
+        n_beats=int(np.sum(in_record)),
+        n_pvc=n_pvc,
+        st_territory=morph.st_territory if st_leads else None,
+        st_leads=st_leads,
+        st_shift_mv=round(st_mv, 3),
+        qrs_amp_limb_mv=round(morph.qrs_amp_limb_mv, 3),
+        qrs_amp_precordial_mv=round(morph.qrs_amp_precordial_mv, 3),
+        f_wave_mv=round(f_amp, 3),
+        noise_level=levels.level,
+        baseline_wander_mv=round(levels.baseline_mv, 4),
+        powerline_mv=round(levels.powerline_mv, 4),
+        powerline_hz=levels.powerline_hz,
+        emg_noise_mv=round(levels.emg_mv, 4),
+        qrs_onsets_s=[round(float(t), 4) for t in inside],
+    )
 
 
 def synthesize_record(
@@ -293,10 +328,10 @@ def synthesize_record(
     fs: int = 500,
     seconds: float = 10.0,
     *,
-    noise_level: float = 1.0,
+    noise_level: float | NoiseMix = 1.0,
     heart_rate: float | None = None,
     label_mix: LabelMix | None = None,
-) -> tuple[np.ndarray, dict[str, object], str]:
+) -> tuple[np.ndarray, Truth, str]:
     """One record in memory: (signal in mV, 12 × T in canonical order), ground truth, English report.
 
     ``findings`` names entries of :data:`meit.synth.findings.CATALOGUE` (drawn from ``label_mix``

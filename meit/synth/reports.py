@@ -8,9 +8,13 @@ sentence is not the right answer for every record, and the numbers differ per re
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from meit.synth.record import Truth
 
 _RHYTHM = {
     "sinus_rhythm": (
@@ -123,40 +127,39 @@ def _lead_list(leads: Sequence[str]) -> str:
     return "leads " + ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def compose_report(truth: Mapping[str, object], rng: np.random.Generator) -> str:
+def compose_report(truth: Truth, rng: np.random.Generator) -> str:
     """One report for ``truth`` (the ground-truth dict built by :mod:`meit.synth.record`)."""
-    findings = list(truth["findings"])  # type: ignore[arg-type]
-    hr = int(truth["heart_rate"])  # type: ignore[arg-type]
+    findings = truth["findings"]
+    hr = truth["heart_rate"]
     values = {
         "hr": hr,
-        "pr": truth.get("pr_ms"),
+        "pr": truth["pr_ms"],
         "qrs": truth["qrs_ms"],
         "qt": truth["qt_ms"],
         "qtc": truth["qtc_ms"],
-        "axis": f"{int(truth['axis_deg']):+d}",  # type: ignore[call-overload]
-        "leads": _lead_list(truth.get("st_leads") or []),  # type: ignore[arg-type]
-        "territory": truth.get("st_territory") or "",
-        "Territory": str(truth.get("st_territory") or "").capitalize(),
-        "st": f"{float(truth.get('st_shift_mv') or 0.0):.1f}",  # type: ignore[arg-type]
+        "axis": f"{truth['axis_deg']:+d}",
+        "leads": _lead_list(truth["st_leads"]),
+        "territory": truth["st_territory"] or "",
+        "Territory": (truth["st_territory"] or "").capitalize(),
+        "st": f"{truth['st_shift_mv']:.1f}",
     }
     rhythm = findings[0]
-    sentences = [_pick(rng, _RHYTHM[rhythm]).format(**values)]
+    templates = [_pick(rng, _RHYTHM[rhythm])]
     if rhythm == "afib" and (hr > 100 or hr < 60) and rng.random() < 0.7:
-        sentences[0] += _pick(rng, _AF_RATE["rapid" if hr > 100 else "slow"])
+        templates[0] += _pick(rng, _AF_RATE["rapid" if hr > 100 else "slow"])
     for name in findings[1:]:
-        if name == "pvc":
-            continue
-        sentences.append(_pick(rng, _FINDING[name]).format(**values))
+        if name != "pvc":
+            templates.append(_pick(rng, _FINDING[name]))
     if not {"lad", "rad"} & set(findings) and rng.random() < 0.35:
-        sentences.append(_pick(rng, _AXIS_NORMAL).format(**values))
+        templates.append(_pick(rng, _AXIS_NORMAL))
     if "pvc" in findings:
-        count = min(int(truth.get("n_pvc") or 1), 3)  # type: ignore[call-overload]
-        sentences.append(_pick(rng, _PVC[count]))
+        count = min(max(truth["n_pvc"], 1), 3)
+        templates.append(_pick(rng, _PVC[count]))
     if rng.random() < 0.4:
         pool = _INTERVALS_AF if values["pr"] is None else _INTERVALS
-        sentences.append(_pick(rng, pool).format(**values))
+        said = {key for key in ("{pr}", "{qrs}") if any(key in t for t in templates)}
+        pool = tuple(t for t in pool if not any(key in t for key in said)) or ("QT/QTc {qt}/{qtc} ms.",)
+        templates.append(_pick(rng, pool))
     normal = tuple(findings) == ("sinus_rhythm",)
-    ending = _pick(rng, _NORMAL_END if normal else _ABNORMAL_END)
-    if ending:
-        sentences.append(ending)
-    return " ".join(sentences)
+    templates.append(_pick(rng, _NORMAL_END if normal else _ABNORMAL_END))
+    return " ".join(t.format(**values) for t in templates if t)

@@ -14,7 +14,7 @@ import json
 import multiprocessing
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from meit.errors import ConfigError, DataError
 from meit.synth.alloc import tune_allocator
 from meit.synth.beats import sample_anatomy
 from meit.synth.findings import SCP_COLUMNS, SCP_STATEMENTS, LabelMix
+from meit.synth.noise import NoiseMix
 from meit.synth.record import check_options, make_record
 from meit.synth.wfdb_io import write_record
 
@@ -76,7 +77,7 @@ class _Job:
     seed: int
     fs: int
     seconds: float
-    noise_level: float
+    noise: NoiseMix
     label_mix: LabelMix
     write_lr: bool
 
@@ -152,7 +153,7 @@ def _visit_dates(owner: np.ndarray, patients: list[_Patient], seed: int) -> list
     return dates
 
 
-_STATE: dict[str, object] = {}
+_STATE: dict[str, _Job] = {}
 
 
 def _init_worker(job: _Job, tune: bool = False) -> None:
@@ -164,13 +165,13 @@ def _init_worker(job: _Job, tune: bool = False) -> None:
 def _make_one(task: tuple[int, int]) -> dict[str, object]:
     """Generate and write one record; return its metadata row (without patient columns)."""
     ecg_id, patient_index = task
-    job: _Job = _STATE["job"]  # type: ignore[assignment]
+    job = _STATE["job"]
     anatomy = sample_anatomy(np.random.default_rng(np.random.SeedSequence([job.seed, 3, patient_index])))
     rec = make_record(
         [job.seed, 2, ecg_id],
         fs=job.fs,
         seconds=job.seconds,
-        noise_level=job.noise_level,
+        noise_level=job.noise,
         label_mix=job.label_mix,
         anatomy=anatomy,
         with_lr=job.write_lr,
@@ -188,16 +189,14 @@ def _make_one(task: tuple[int, int]) -> dict[str, object]:
         "report": rec.report,
         "scp_codes": repr(t["scp_codes"]),
         "heart_axis": t["heart_axis"],
-        "baseline_drift": "alles" if float(t["baseline_wander_mv"]) > 0.1 else None,  # type: ignore[arg-type]
-        "static_noise": "alles"
-        if max(float(t["powerline_mv"]), float(t["emg_noise_mv"])) > 0.015  # type: ignore[arg-type]
-        else None,
-        "extra_beats": "VES" if int(t["n_pvc"]) else None,  # type: ignore[call-overload]
+        "baseline_drift": "alles" if t["baseline_wander_mv"] > 0.1 else None,
+        "static_noise": "alles" if max(t["powerline_mv"], t["emg_noise_mv"]) > 0.015 else None,
+        "extra_beats": "VES" if t["n_pvc"] else None,
         "filename_lr": lr if (job.write_lr or job.fs == 100) else None,
         "filename_hr": hr,
     }
     for col in TRUTH_COLUMNS:
-        value = t[col]
+        value = t[col]  # type: ignore[literal-required]
         row[col] = json.dumps(value) if col in _JSON_COLUMNS else value
     return row
 
@@ -210,7 +209,7 @@ def generate_ptbxl_layout(
     seconds: float = 10.0,
     workers: int = 1,
     label_mix: LabelMix | None = None,
-    noise_level: float = 1.0,
+    noise_level: float | NoiseMix = 1.0,
     write_lr: bool = True,
     progress: bool = True,
 ) -> SynthSummary:
@@ -226,7 +225,7 @@ def generate_ptbxl_layout(
         raise ConfigError(f"n={n}: PTB-XL's 5-digit record names allow at most 99999 records")
     if workers < 1:
         raise ConfigError(f"workers={workers} must be >= 1")
-    check_options(fs, seconds, noise_level)
+    noise = check_options(fs, seconds, noise_level)
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise ConfigError(f"output {root} exists and is not a directory")
@@ -239,7 +238,7 @@ def generate_ptbxl_layout(
         lr, hr = record_paths(ecg_id, fs)
         for rel in {hr, lr} if write_lr else {hr}:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
-    job = _Job(root, seed, fs, seconds, noise_level, mix, write_lr)
+    job = _Job(root, seed, fs, seconds, noise, mix, write_lr)
     tasks = [(i + 1, int(owner[i])) for i in range(n)]
     rows: list[dict[str, object]] = []
     bar = tqdm(total=n, unit="rec", desc="meit synth", disable=not progress, smoothing=0.1)
@@ -265,7 +264,7 @@ def generate_ptbxl_layout(
     (root / "synth_config.json").write_text(
         json.dumps(
             {"generator": f"meit.synth {__version__}", "n": n, "seed": seed, "fs": fs, "seconds": seconds,
-             "noise_level": noise_level, "write_lr": write_lr, "label_mix": mix.as_dict()},
+             "noise": asdict(noise), "write_lr": write_lr, "label_mix": mix.as_dict()},
             indent=2,
         )
         + "\n"
@@ -287,8 +286,7 @@ def _database(
     dates: list[datetime],
     seed: int,
 ) -> pd.DataFrame:
-    rows = sorted(rows, key=lambda r: int(r["ecg_id"]))  # type: ignore[call-overload]
-    site_rng = np.random.default_rng(np.random.SeedSequence([seed, 5]))
+    site_rng = np.random.default_rng(np.random.SeedSequence([seed, 5]))  # rows arrive in ecg_id order
     out = []
     for row, p_index, date in zip(rows, owner, dates, strict=True):
         p = patients[int(p_index)]

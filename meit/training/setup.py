@@ -90,6 +90,7 @@ def build_split_dataset(
     with_report: bool = True,
     fixed_instruction: str | None = None,
     data_path: str | None = None,
+    perturb: Any = None,
 ) -> EcgReportDataset:
     path = data_path or recipe.data.path
     if not path:
@@ -109,4 +110,5 @@ def build_split_dataset(
         instruction_seed=recipe.data.instruction_seed,
         fixed_instruction=fixed_instruction,
         with_report=with_report,
+        perturb=perturb,
     )
