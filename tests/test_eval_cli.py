@@ -29,6 +29,7 @@ def test_eval_cli_writes_metrics_predictions_and_robustness(artifact, prepared_1
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"bleu_1", "bleu_4", "rouge_l", "cider_d", "provenance"} <= set(metrics)
     assert metrics["provenance"]["checkpoint"] == str(artifact)
+    assert 0.0 <= metrics["clinical_micro_f1"] <= 1.0 and "per_finding" in metrics["clinical"]
     table = (out / "robustness.md").read_text()
     assert "| clean |" in table and "| dropout | 12 |" in table
     assert len((out / "robustness" / "dropout@12" / "predictions.jsonl").read_text().splitlines()) == 4

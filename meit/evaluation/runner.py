@@ -10,6 +10,7 @@ from typing import Any
 from meit.config import EvalConfig, Recipe
 from meit.data.dataset import evaluation_instruction
 from meit.evaluation.generation import DecodingSettings, generate_reports
+from meit.evaluation.io import write_predictions
 from meit.evaluation.provenance import provenance
 from meit.training.setup import build_split_dataset
 
@@ -21,19 +22,18 @@ def decoding_from(cfg: EvalConfig, seed: int) -> DecodingSettings:
                             temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
 
 
-def score_rows(rows: list[dict[str, str]], cfg: EvalConfig) -> dict[str, float]:
+def score_rows(rows: list[dict[str, str]], cfg: EvalConfig) -> dict[str, Any]:
+    """Corpus-level text metrics plus clinical finding accuracy (micro/macro P/R/F1)."""
+    from meit.evaluation.clinical import clinical_scores
     from meit.evaluation.metrics import compute_metrics
 
     predictions = {row["id"]: row["prediction"] for row in rows}
     references = {row["id"]: row["reference"] for row in rows}
-    return compute_metrics(predictions, references, meteor=cfg.meteor, bertscore=cfg.bertscore)
-
-
-def write_predictions(rows: list[dict[str, str]], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    metrics: dict[str, Any] = compute_metrics(predictions, references, meteor=cfg.meteor, bertscore=cfg.bertscore)
+    clinical = clinical_scores(predictions, references)
+    metrics.update({f"clinical_{k}": v for k, v in clinical.items() if k.startswith(("micro_", "macro_"))})
+    metrics["clinical"] = clinical
+    return metrics
 
 
 def evaluate_model(
@@ -59,7 +59,7 @@ def evaluate_model(
                             desc=f"{label}: generate")
     metrics = score_rows(rows, cfg)
     out = Path(out_dir)
-    write_predictions(rows, out / "predictions.jsonl")
+    write_predictions(out / "predictions.jsonl", rows)
     result = {
         **metrics,
         "provenance": provenance(checkpoint, str(path), split_name, settings.as_dict(),
@@ -106,4 +106,5 @@ def evaluate_robustness(model: Any, recipe: Recipe, out_dir: str | Path, specs: 
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+    """The scalar metrics (drops provenance and the per-finding clinical table)."""
     return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
