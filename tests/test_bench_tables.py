@@ -65,3 +65,17 @@ def test_metrics_table_and_figure(tmp_path):
     signal = np.sin(np.linspace(0, 20, 1000))[None].repeat(12, 0)
     path = plot_ecg_with_reports(signal, 100, "sinus rhythm.", "sinus rhythm.", tmp_path / "f.png")
     assert path.stat().st_size > 10_000
+
+
+SUITES = sorted((__import__("pathlib").Path(__file__).resolve().parents[1] / "eval" / "suites").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SUITES, ids=lambda p: p.name)
+def test_shipped_suites_validate_and_name_registered_backbones(path, tmp_path):
+    from meit.bench.runner import entry_recipe
+    from meit.models.backbones import resolve_backbone
+
+    suite, suite_dir = load_suite(path)
+    for entry in suite.backbones:
+        recipe = entry_recipe(suite, entry, suite_dir, tmp_path)
+        assert resolve_backbone(recipe.model.llm).name == recipe.model.llm
