@@ -20,6 +20,7 @@ from data_prep.common import (
     SPLITS,
     ItemTable,
     SignalPolicy,
+    _text_or_none,
     base_features,
     clean_text,
     column_feature,
@@ -87,6 +88,14 @@ def _check_ratios(ratios: tuple[float, ...]) -> tuple[float, float, float]:
     return (float(ratios[0]), float(ratios[1]), float(ratios[2]))
 
 
+def _compact(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text columns as arrow-backed strings: tables of ~800k rows stay a few hundred MB."""
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            frame[col] = frame[col].map(_text_or_none).astype("string[pyarrow]")
+    return frame
+
+
 def _read_measurements(path: Path, wanted: set[int] | None) -> tuple[pd.DataFrame, dict[str, str]]:
     """study_id → cleaned report, raw fields and the other measurement columns, read in chunks."""
     if not path.is_file():
@@ -94,27 +103,73 @@ def _read_measurements(path: Path, wanted: set[int] | None) -> tuple[pd.DataFram
     header = read_table(path, ("study_id",), nrows=0).columns
     if not any(c in REPORT_FIELDS for c in header):
         raise DataError(f"{path}: no report_0 … report_17 columns; found {list(header)}")
+    fields = [c for c in REPORT_FIELDS if c in header]
     parts: list[pd.DataFrame] = []
     try:
-        reader = pd.read_csv(path, chunksize=_CSV_CHUNK, low_memory=False)
+        reader = pd.read_csv(path, chunksize=_CSV_CHUNK, low_memory=False, dtype=dict.fromkeys(fields, object))
         for chunk in reader:
             if wanted is not None:
                 chunk = chunk[chunk["study_id"].isin(wanted)]
-            fields = [c for c in REPORT_FIELDS if c in chunk.columns]
-            values = chunk[fields].astype(object).to_numpy().tolist()
+            values = chunk[fields].to_numpy().tolist()
             reduced = chunk.drop(columns=fields + [c for c in ("subject_id", "ecg_time") if c in chunk.columns])
             reduced = reduced.assign(
                 report=[clean_mimic_report(v) for v in values],
                 report_raw=[raw_report_fields(v, fields) for v in values],
             )
-            parts.append(reduced)
+            parts.append(_compact(reduced))
+            del chunk, values
     except Exception as err:
         raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {err})") from None
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["study_id", "report"])
-    table = table.drop_duplicates("study_id", keep="first")
+    del parts
+    table = _compact(table.drop_duplicates("study_id", keep="first"))
     extras = [c for c in table.columns if c not in {"study_id", "report", "report_raw"} and c not in _RESERVED]
     kinds = {c: column_feature(table[c])[0] for c in extras}
     return table, kinds
+
+
+def _read_record_list(path: Path, limit: int | None) -> pd.DataFrame:
+    header = read_table(path, ("subject_id", "study_id", "path"), nrows=0).columns
+    usecols = [c for c in ("subject_id", "study_id", "path", "ecg_time") if c in header]
+    records = read_table(path, (), usecols=usecols, dtype={"path": object, "ecg_time": object})
+    bad = records[pd.to_numeric(records["study_id"], errors="coerce").isna()
+                  | pd.to_numeric(records["subject_id"], errors="coerce").isna()]
+    if len(bad):
+        raise DataError(f"{path}: row {bad.index[0] + 2} has a non-numeric subject_id/study_id")
+    records = records.astype({"subject_id": "int64", "study_id": "int64"})
+    records = records.sort_values("study_id", kind="stable").reset_index(drop=True)
+    if limit is not None:
+        records = records.head(limit)
+    if "ecg_time" not in records.columns:
+        records["ecg_time"] = None
+    return _compact(records)
+
+
+def _item_table(root: Path, ratios: tuple[float, float, float], seed: int, limit: int | None):
+    """The input records as an ItemTable, intermediates freed before the signals are read."""
+    records = _read_record_list(root / "record_list.csv", limit)
+    wanted = set(records["study_id"].tolist()) if limit is not None else None
+    measurements, kinds = _read_measurements(root / "machine_measurements.csv", wanted)
+    measurements = measurements.astype({"study_id": "int64"})
+    merged = records.merge(measurements, on="study_id", how="left", sort=False)
+    del records, measurements
+    split_of = assign_splits(merged["subject_id"].to_numpy(), ratios, seed)
+    prefix = str(root) + os.sep
+    frame = pd.DataFrame({
+        "id": merged["study_id"].astype(str).astype("string[pyarrow]"),
+        "patient_id": merged["subject_id"].astype(str).astype("string[pyarrow]"),
+        "split": pd.Series([split_of[s] for s in merged["subject_id"].tolist()], dtype="string[pyarrow]"),
+        "path": (prefix + merged["path"].str.strip()).astype("string[pyarrow]"),
+        "report": merged["report"].fillna(""),
+        "study_id": merged["study_id"],
+        "ecg_time": merged["ecg_time"],
+        "report_raw": merged["report_raw"].fillna("{}"),
+        **{c: merged[c] for c in kinds},
+    })
+    del merged
+    extra_kinds = {"study_id": "int", "ecg_time": "str", "report_raw": "str", **kinds}
+    patients = {name: sum(1 for v in split_of.values() if v == name) for name in SPLITS}
+    return ItemTable(frame, extra_kinds), extra_kinds, patients
 
 
 def prepare_mimic_iv_ecg(
@@ -151,35 +206,7 @@ def prepare_mimic_iv_ecg(
         fs=target_fs, seconds=seconds, min_seconds=min_seconds,
         max_gap_seconds=max_gap_seconds, missing_lead=missing_lead,  # type: ignore[arg-type]
     )
-    list_path = root_path / "record_list.csv"
-    records = read_table(list_path, ("subject_id", "study_id", "path"), low_memory=False)
-    bad = records[pd.to_numeric(records["study_id"], errors="coerce").isna()
-                  | pd.to_numeric(records["subject_id"], errors="coerce").isna()]
-    if len(bad):
-        raise DataError(f"{list_path}: row {bad.index[0] + 2} has a non-numeric subject_id/study_id")
-    records = records.astype({"subject_id": "int64", "study_id": "int64"})
-    records = records.sort_values("study_id", kind="stable").reset_index(drop=True)
-    if limit is not None:
-        records = records.head(limit)
-    measurements, kinds = _read_measurements(
-        root_path / "machine_measurements.csv", set(records["study_id"].tolist()) if limit is not None else None
-    )
-    measurements = measurements.astype({"study_id": "int64"})
-    merged = records.merge(measurements, on="study_id", how="left", sort=False)
-    split_of = assign_splits(merged["subject_id"].to_numpy(), ratios, seed)
-    ecg_time = merged["ecg_time"] if "ecg_time" in merged.columns else pd.Series([None] * len(merged))
-    frame = pd.DataFrame({
-        "id": merged["study_id"].astype(str),
-        "patient_id": merged["subject_id"].astype(str),
-        "split": [split_of[s] for s in merged["subject_id"].tolist()],
-        "path": [str(root_path / str(p).strip()) for p in merged["path"].tolist()],
-        "report": merged["report"].fillna(""),
-        "study_id": merged["study_id"],
-        "ecg_time": ecg_time.where(ecg_time.notna(), None),
-        "report_raw": merged["report_raw"].fillna("{}"),
-        **{c: merged[c] for c in kinds},
-    })
-    extra_kinds = {"study_id": "int", "ecg_time": "str", "report_raw": "str", **kinds}
+    table, extra_kinds, patients = _item_table(root_path, ratios, seed, limit)
     features = {**base_features(policy.samples), **_features(extra_kinds)}
     manifest = {
         "source": "mimic-iv-ecg",
@@ -190,7 +217,7 @@ def prepare_mimic_iv_ecg(
             "rule": "patients (subject_id) shuffled with numpy default_rng(seed), cut train/validation/test",
             "seed": seed,
             "ratios": list(ratios),
-            "patients": {s: sum(1 for v in split_of.values() if v == s) for s in SPLITS},
+            "patients": patients,
         },
         "preprocessing": preprocessing_description(policy),
         "extra_columns": list(extra_kinds),
@@ -201,7 +228,7 @@ def prepare_mimic_iv_ecg(
         "missing_lead": missing_lead, "seed": seed, "ratios": list(ratios), "limit": limit,
     }
     return run_prepare(
-        ItemTable(frame, extra_kinds), out, features=features, policy=policy, manifest=manifest,
+        table, out, features=features, policy=policy, manifest=manifest,
         config=config, workers=workers, shard_size=shard_size, overwrite=overwrite, progress=progress,
     )
 
