@@ -644,53 +644,58 @@ def _claim_output(out: Path, config: dict, overwrite: bool) -> dict | None:
 def _finalise(
     out: Path, shards: list[Shard], features: Features, manifest: dict, pre_rejects: list[dict]
 ) -> dict:
-    """Write the datasets metadata, rejected.jsonl and manifest.json (last: it marks completion)."""
-    from datasets import DatasetInfo
+    """Write the datasets metadata, rejected.jsonl and manifest.json (last: it marks completion).
 
+    Markers are read one at a time and rejects streamed to disk, so memory stays flat.
+    """
     work = out / WORK_DIR
-    def marker(shard: Shard) -> dict:
-        return json.loads((work / "markers" / f"{shard.key}.json").read_text())
-
     total = hashlib.sha256()
     counts: dict[str, int] = {}
-    rejects: list[dict] = list(pre_rejects)
-    for split in SPLITS:
-        mine = [s for s in shards if s.split == split]
-        split_hash = hashlib.sha256()
-        counts[split] = 0
-        for s in mine:
-            m = marker(s)
-            split_hash.update(bytes.fromhex(m["digests"]))
-            rejects.extend(m["rejects"])
-            counts[split] += m["rows"]
-        total.update(split.encode() + split_hash.digest())
-        state = {
-            "_data_files": [{"filename": s.file_name} for s in mine],
-            "_fingerprint": split_hash.hexdigest()[:16],
-            "_format_columns": None,
-            "_format_kwargs": {},
-            "_format_type": None,
-            "_output_all_columns": False,
-            "_split": split,
-        }
-        info = DatasetInfo(description=f"meit prep {manifest['source']}", features=features)
-        info_dict = {"citation": "", "description": info.description, "features": features.to_dict(),
-                     "homepage": "", "license": ""}
-        _atomic_write_text(out / split / "state.json", json.dumps(state, indent=2, sort_keys=True))
-        _atomic_write_text(out / split / "dataset_info.json", json.dumps(info_dict, indent=2))
+    by_reason: Counter[str] = Counter()
+    rejects_hash = hashlib.sha256()
+    rejected_tmp = out / "rejected.jsonl.tmp"
+    info = {"citation": "", "description": f"meit prep {manifest['source']}", "features": features.to_dict(),
+            "homepage": "", "license": ""}
+    with open(rejected_tmp, "w", encoding="utf-8") as rejected:
+
+        def add_rejects(rows: list[dict]) -> None:
+            for r in rows:
+                line = json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n"
+                rejected.write(line)
+                rejects_hash.update(line.encode())
+                by_reason[r["reason"]] += 1
+
+        add_rejects(pre_rejects)
+        for split in SPLITS:
+            mine = [s for s in shards if s.split == split]
+            split_hash = hashlib.sha256()
+            counts[split] = 0
+            for s in mine:
+                marker = json.loads((work / "markers" / f"{s.key}.json").read_text())
+                split_hash.update(bytes.fromhex(marker["digests"]))
+                add_rejects(marker["rejects"])
+                counts[split] += marker["rows"]
+            total.update(split.encode() + split_hash.digest())
+            state = {
+                "_data_files": [{"filename": s.file_name} for s in mine],
+                "_fingerprint": split_hash.hexdigest()[:16],
+                "_format_columns": None,
+                "_format_kwargs": {},
+                "_format_type": None,
+                "_output_all_columns": False,
+                "_split": split,
+            }
+            _atomic_write_text(out / split / "state.json", json.dumps(state, indent=2, sort_keys=True))
+            _atomic_write_text(out / split / "dataset_info.json", json.dumps(info, indent=2))
     _maybe_crash("finalise")
-    rejected_text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rejects)
-    total.update(b"rejected" + rejected_text.encode())
+    total.update(b"rejected" + rejects_hash.digest())
     _atomic_write_text(out / "dataset_dict.json", json.dumps({"splits": list(SPLITS)}))
-    _atomic_write_text(out / "rejected.jsonl", rejected_text)
-    by_reason: dict[str, int] = {}
-    for r in rejects:
-        by_reason[r["reason"]] = by_reason.get(r["reason"], 0) + 1
+    os.replace(rejected_tmp, out / "rejected.jsonl")
     manifest = {
         **manifest,
         "counts": counts,
         "inputs": sum(len(s.rows) for s in shards) + len(pre_rejects),
-        "rejected": len(rejects),
+        "rejected": sum(by_reason.values()),
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "content_hash": "sha256:" + total.hexdigest(),
     }

@@ -262,3 +262,21 @@ def test_noise_mix_parsing(text, expected):
 def test_noise_mix_parsing_errors(text):
     with pytest.raises(ConfigError, match="noise"):
         NoiseMix.parse(text)
+
+
+def test_reports_state_the_ground_truth_for_the_clinical_extractor():
+    """The rule-based extractor behind the clinical metrics finds every drawn finding in the report."""
+    clinical = pytest.importorskip("meit.evaluation.clinical")
+    from meit.synth import LabelMix
+
+    names = {"lad": "axis_left", "rad": "axis_right"}
+    for seed in range(300):
+        rec = make_record([42, seed], label_mix=LabelMix(normal=0.15), noise_level=0.0)
+        found = clinical.extract_findings(rec.report)
+        hr = rec.truth["heart_rate"]
+        expected = {names.get(f, f) for f in rec.truth["findings"]}
+        expected.add("rate_brady" if hr < 60 else "rate_tachy" if hr > 100 else "rate_normal")
+        if rec.truth["findings"] == ["sinus_rhythm"]:
+            expected.add("normal_ecg")
+        assert expected <= found, (rec.report, expected - found)
+        assert not {"normal_ecg"} & found or rec.truth["findings"] == ["sinus_rhythm"], rec.report

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import shlex
@@ -12,6 +11,7 @@ from typing import Any
 
 from meit.bench.suite import Suite, SuiteEntry, resolve_path
 from meit.config import Recipe, load_recipe
+from meit.tables import write_csv
 
 log = logging.getLogger(__name__)
 SCORE_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "rouge_1", "rouge_2")
@@ -114,13 +114,6 @@ def write_results(suite: Suite, rows: list[dict[str, Any]]) -> None:
     from meit.bench.tables import write_markdown, write_plots
 
     out = Path(suite.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out / "results.csv")
     write_markdown(suite, rows, out / "results.md")
     write_plots(rows, out / "figures")

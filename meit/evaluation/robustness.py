@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
+
+from meit.tables import write_csv
 
 SHOWN = ("bleu_4", "meteor", "rouge_l", "cider_d")
 
 
 def write_robustness(rows: list[dict[str, Any]], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    with open(out / "robustness.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, out / "robustness.csv")
     shown = [m for m in SHOWN if any(m in r for r in rows)]
     lines = ["| perturbation | level | " + " | ".join(shown) + " |", "|---|---:|" + "---:|" * len(shown)]
     for row in rows:

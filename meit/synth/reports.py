@@ -111,8 +111,7 @@ _INTERVALS = (
     "QRS duration {qrs} ms, QTc {qtc} ms.",
 )
 _INTERVALS_AF = ("QRS {qrs} ms, QT/QTc {qt}/{qtc} ms.", "QRS duration {qrs} ms, QTc {qtc} ms.")
-_NORMAL_END = ("Normal ECG.", "Normal electrocardiogram.", "Within normal limits.",
-               "No abnormality detected.", "")
+_NORMAL_END = ("Normal ECG.", "Normal electrocardiogram.", "Within normal limits.", "No abnormality detected.")
 _ABNORMAL_END = ("Abnormal ECG.", "Abnormal electrocardiogram.", "")
 
 
