@@ -574,7 +574,10 @@ def _write_shard(path: Path, rows: list[dict], features: Features) -> None:
     os.replace(tmp, path)
 
 
-_OUR_NAMES = {"manifest.json", "rejected.jsonl", "dataset_dict.json", WORK_DIR, *SPLITS}
+_OUR_NAMES = {
+    "manifest.json", "rejected.jsonl", "dataset_dict.json", WORK_DIR, *SPLITS,
+    "manifest.json.tmp", "rejected.jsonl.tmp", "dataset_dict.json.tmp",
+}
 
 
 def _maybe_crash(point: str) -> None:

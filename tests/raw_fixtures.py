@@ -6,7 +6,6 @@ Each builder returns a :class:`RawFixture`: what a correct preparation must prod
 
 from __future__ import annotations
 
-import ast
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,11 +185,6 @@ def make_ptbxl(
     table.to_csv(root / "ptbxl_database.csv", index=False)
     SCP_STATEMENTS.to_csv(root / "scp_statements.csv")
     return fx
-
-
-def scp_codes_of(root: Path) -> dict[str, dict[str, float]]:
-    table = pd.read_csv(root / "ptbxl_database.csv")
-    return {str(r.ecg_id): ast.literal_eval(r.scp_codes) for r in table.itertuples()}
 
 
 MIMIC_REPORTS = [

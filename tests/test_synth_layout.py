@@ -150,8 +150,9 @@ def test_bad_options(tmp_path, kwargs, match):
 
 
 def test_meit_prep_ptbxl_reads_everything(root, tmp_path):
-    ptbxl = pytest.importorskip("data_prep.ptbxl")  # guard: remove once data_prep.ptbxl is integrated
     from datasets import load_from_disk
+
+    import data_prep.ptbxl as ptbxl
 
     for source in ("records500", "records100"):
         out = tmp_path / source

@@ -11,6 +11,7 @@ import json
 import warnings
 from pathlib import Path
 
+import neurokit2 as nk
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,8 +19,6 @@ import wfdb
 from scipy import signal
 
 from meit.synth import generate_ptbxl_layout
-
-nk = pytest.importorskip("neurokit2")
 
 N = 200
 FS = 500

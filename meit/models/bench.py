@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if args.verbose:
                 print(f"  step {i} {name}: {elapsed:.3f} s", file=sys.stderr)
     ceiling = matmul_ceiling()
-    full_s, bare_s = statistics.median(full_times), statistics.median(bare_times)
+    # best of k: interference from other processes only ever adds time
+    full_s, bare_s = min(full_times), min(bare_times)
     llm_params = sum(p.numel() for p in model.hf_model.parameters())
     result = {
         "config": {
@@ -125,6 +126,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "full_step_s": full_s,
         "bare_llm_step_s": bare_s,
         "overhead_ratio": full_s / bare_s,
+        "overhead_ratio_median": statistics.median(full_times) / statistics.median(bare_times),
+        "flop_ratio": full_flops / bare_flops,
         "full_step_s_all": full_times,
         "bare_llm_step_s_all": bare_times,
         "tokens_per_s": tokens / full_s,
@@ -143,12 +146,13 @@ def format_result(r: dict[str, Any]) -> str:
     return "\n".join([
         f"config: {c['llm']} + {c['encoder']} @ {c['fs']} Hz × {c['seconds']:g} s, {c['projector']} projector, "
         f"{c['fusion']} fusion, LoRA r={c['lora_r']}, batch {c['batch']} × {c['length']}, "
-        f"{c['threads']} threads, {c['steps']} timed steps (median)",
+        f"{c['threads']} threads, best of {c['steps']} interleaved steps",
         f"full meit step      : {r['full_step_s']:.3f} s  ({r['tokens_per_s']:.0f} tokens/s, "
         f"{r['full_step_gflop']:.0f} GFLOP)",
         f"bare LLM step       : {r['bare_llm_step_s']:.3f} s  "
         f"({r['bare_step_gflop']:.0f} GFLOP, same LoRA, same tokens)",
-        f"overhead ratio      : {r['overhead_ratio']:.3f}×  (target ≤ 1.15×)",
+        f"overhead ratio      : {r['overhead_ratio']:.3f}×  (target ≤ 1.15×; median of steps "
+        f"{r['overhead_ratio_median']:.3f}×; FLOP ratio {r['flop_ratio']:.3f}×)",
         f"matmul ceiling      : {r['matmul_ceiling_gflops']:.0f} GFLOP/s (fp32 GEMM, measured)",
         f"model FLOP util.    : {100 * r['mfu']:.1f} % (full step), {100 * r['bare_mfu']:.1f} % (bare LLM)",
     ])
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lora-dropout", type=float, default=0.05)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--length", type=int, default=128)
-    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--gradient-checkpointing", action="store_true")

@@ -201,7 +201,7 @@ def build_morphology(
     qrs = _rotate(_bumps(spec, qrs_s, vectors * anatomy.qrs_scale), rot)
 
     if "lad" in findings:
-        target = float(rng.uniform(-85.0, -45.0))
+        target = float(rng.uniform(-85.0, -48.0))
     elif "rad" in findings:
         target = float(rng.uniform(100.0, 150.0))
     elif kind == "lbbb":

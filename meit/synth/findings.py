@@ -37,7 +37,7 @@ CATALOGUE: dict[str, Finding] = {
         Finding("avb1", "1AVB", "conduction", "first-degree AV block, PR > 200 ms"),
         Finding("lbbb", "CLBBB", "conduction", "complete left bundle branch block, QRS >= 120 ms"),
         Finding("rbbb", "CRBBB", "conduction", "complete right bundle branch block, QRS >= 120 ms"),
-        Finding("lad", "LAFB", "axis", "left axis deviation (-45 to -85 deg), left anterior fascicular block"),
+        Finding("lad", "LAFB", "axis", "left axis deviation (-48 to -85 deg), left anterior fascicular block"),
         Finding("rad", "LPFB", "axis", "right axis deviation (+100 to +150 deg), left posterior fascicular block"),
         Finding("st_elevation", "STE_", "st", "ST elevation in a coronary territory"),
         Finding("st_depression", "STD_", "st", "ST depression in a territory"),
