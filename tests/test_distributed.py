@@ -1,4 +1,5 @@
-"""2 CPU processes (gloo, DDP through accelerate) follow the same loss trajectory as 1 process with 2× accumulation."""
+"""2 CPU processes (gloo) follow the same loss trajectory as 1 process with 2× gradient accumulation,
+whether launched by ``accelerate launch`` or by ``torchrun`` (never N independent copies)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.slow
 COMMON = ["model.llm=tiny-llama", "model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8",
           "model.lora.dropout=0.0", "model.max_length=96", "train.lr=2e-3", "train.warmup_ratio=0.0",
           "train.trackers=[]", "train.log_every=1", "data.fs=100", "data.max_train_samples=16", "train.epochs=1",
-          "train.batch_size=2"]
+          "train.batch_size=2", "--no-progress"]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -24,45 +25,37 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_two_processes_match_one_process_with_double_accumulation(tmp_path, prepared_100hz):
+def _train(prefix: list[str], tmp_path, prepared, name: str, grad_accum: int, **env: str) -> list[dict]:
     recipe = tmp_path / "r.yaml"
     recipe.write_text("seed: 11\n")
-    data = f"data.path={prepared_100hz}"
-    single = subprocess.run(
-        [sys.executable, "-m", "meit", "train", str(recipe), data, *COMMON, "train.grad_accum=2",
-         f"output_dir={tmp_path / 'one'}", "--no-progress"],
-        capture_output=True, text=True, env=_env(), timeout=900)
-    assert single.returncode == 0, single.stderr[-3000:]
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--main_process_port", "29533", "-m", "meit.cli"]
-    double = subprocess.run(
-        [*launcher, "train", str(recipe), data, *COMMON, "train.grad_accum=1", f"output_dir={tmp_path / 'two'}",
-         "--no-progress"],
-        capture_output=True, text=True, env=_env(ACCELERATE_USE_CPU="1"), timeout=900)
-    assert double.returncode == 0, double.stderr[-3000:]
-    one = read_jsonl(tmp_path / "one" / "logs" / "train.jsonl")
-    two = read_jsonl(tmp_path / "two" / "logs" / "train.jsonl")
-    assert [r["step"] for r in one] == [r["step"] for r in two] == [1, 2, 3, 4]
+    out = subprocess.run(
+        [*prefix, "train", str(recipe), f"data.path={prepared}", *COMMON, f"train.grad_accum={grad_accum}",
+         f"output_dir={tmp_path / name}"],
+        capture_output=True, text=True, env=_env(**env), timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return read_jsonl(tmp_path / name / "logs" / "train.jsonl")
+
+
+@pytest.fixture(scope="module")
+def single_process_log(prepared_100hz, tmp_path_factory):
+    return _train([sys.executable, "-m", "meit"], tmp_path_factory.mktemp("one"), prepared_100hz, "one", 2)
+
+
+def _assert_same(one: list[dict], two: list[dict]) -> None:
+    assert [r["step"] for r in two] == [r["step"] for r in one] == [1, 2, 3, 4], "two processes must split the data"
     for a, b in zip(one, two, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5), (one, two)
     assert one[-1]["loss"] != one[0]["loss"]
 
 
-def test_torchrun_two_processes_match_accelerate_launch(tmp_path, prepared_100hz):
-    """Under torchrun the run is one 2-process job (not two independent runs): same trajectory as above."""
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text("seed: 11\n")
-    args = ["train", str(recipe), f"data.path={prepared_100hz}", *COMMON, "train.grad_accum=1", "--no-progress"]
-    single = subprocess.run([sys.executable, "-m", "meit", *args, "train.grad_accum=2", f"output_dir={tmp_path / 'one'}"],
-                            capture_output=True, text=True, env=_env(), timeout=900)
-    assert single.returncode == 0, single.stderr[-3000:]
+def test_accelerate_launch_two_processes(single_process_log, tmp_path, prepared_100hz):
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--main_process_port", "29533", "-m", "meit.cli"]
+    two = _train(launcher, tmp_path, prepared_100hz, "two", 1, ACCELERATE_USE_CPU="1")
+    _assert_same(single_process_log, two)
+
+
+def test_torchrun_two_processes(single_process_log, tmp_path, prepared_100hz):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29544",
                 "-m", "meit.cli"]
-    out = subprocess.run([*torchrun, *args, f"output_dir={tmp_path / 'tr'}"], capture_output=True, text=True,
-                         env=_env(), timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
-    one = read_jsonl(tmp_path / "one" / "logs" / "train.jsonl")
-    two = read_jsonl(tmp_path / "tr" / "logs" / "train.jsonl")
-    assert [r["step"] for r in two] == [1, 2, 3, 4], "two processes must split the data, not each run it all"
-    for a, b in zip(one, two, strict=True):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5)
+    _assert_same(single_process_log, _train(torchrun, tmp_path, prepared_100hz, "tr", 1))
