@@ -58,7 +58,7 @@ def make_raw(root: Path, n: int, workers: int) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     ids = list(range(1, n + 1))
     blocks = [(str(root), s, min(s + 250, n + 1)) for s in range(1, n + 1, 250)]
-    with mp.get_context("forkserver").Pool(workers) as pool:
+    with mp.get_context("fork" if sys.platform.startswith("linux") else "spawn").Pool(workers) as pool:
         pool.map(_write_block, blocks)
     table = pd.DataFrame({
         "ecg_id": ids,

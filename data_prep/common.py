@@ -82,6 +82,20 @@ class SignalPolicy:
     max_gap_seconds: float = 0.2
     missing_lead: Literal["zero", "reject"] = "zero"
 
+    def __post_init__(self) -> None:
+        if self.fs <= 0:
+            raise ConfigError(f"fs: expected a positive sampling rate in Hz, got {self.fs}")
+        if not self.seconds > 0:
+            raise ConfigError(f"seconds: expected a positive duration, got {self.seconds}")
+        if self.min_seconds is not None and not 0 < self.min_seconds <= self.seconds:
+            raise ConfigError(
+                f"min_seconds: expected 0 < min_seconds <= seconds ({self.seconds}), got {self.min_seconds}"
+            )
+        if not self.max_gap_seconds >= 0:
+            raise ConfigError(f"max_gap_seconds: expected >= 0, got {self.max_gap_seconds}")
+        if self.missing_lead not in ("zero", "reject"):
+            raise ConfigError(f"missing_lead: expected 'zero' or 'reject', got {self.missing_lead!r}")
+
     @property
     def samples(self) -> int:
         """T, the fixed number of stored samples per lead."""
@@ -382,7 +396,7 @@ class ItemTable:
         frame = frame.reset_index(drop=True)[[*self.REQUIRED, *extra_kinds]].copy()
         for col in frame.columns:
             if frame[col].dtype == object:  # arrow-backed strings: bytes, not Python objects
-                frame[col] = frame[col].map(_text_or_none).astype("string[pyarrow]")
+                frame[col] = frame[col].map(text_or_none).astype("string[pyarrow]")
         self.frame = frame
         self.extra_kinds = dict(extra_kinds)
 
@@ -418,7 +432,8 @@ def _is_missing(value: object) -> bool:
     return isinstance(value, float) and not np.isfinite(value)
 
 
-def _text_or_none(value: object) -> str | None:
+def text_or_none(value: object) -> str | None:
+    """A table cell as text, or None when missing (NaN, None, pd.NA)."""
     return None if _is_missing(value) else str(value)
 
 
@@ -473,8 +488,8 @@ def process_item(item: Item, policy: SignalPolicy) -> Outcome:
 
 
 def _watch_parent(parent: int) -> None:
-    # A worker whose parent was killed (kill -9) would otherwise wait forever on its task queue;
-    # the parent here is the forkserver, which exits when the main process dies.
+    # A worker whose parent was killed (kill -9) would otherwise wait forever on its task queue.
+    # The parent is the main process (fork) or the forkserver, which exits when the main one dies.
     while True:
         time.sleep(1.0)
         if os.getppid() != parent:

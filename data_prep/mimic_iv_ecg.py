@@ -20,13 +20,13 @@ from data_prep.common import (
     SPLITS,
     ItemTable,
     SignalPolicy,
-    _text_or_none,
     base_features,
     clean_text,
     column_feature,
     preprocessing_description,
     read_table,
     run_prepare,
+    text_or_none,
 )
 from meit.errors import ConfigError, DataError
 
@@ -92,7 +92,7 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
     """Text columns as arrow-backed strings: tables of ~800k rows stay a few hundred MB."""
     for col in frame.columns:
         if frame[col].dtype == object:
-            frame[col] = frame[col].map(_text_or_none).astype("string[pyarrow]")
+            frame[col] = frame[col].map(text_or_none).astype("string[pyarrow]")
     return frame
 
 
@@ -197,11 +197,7 @@ def prepare_mimic_iv_ecg(
     if not root_path.is_dir():
         raise DataError(f"MIMIC-IV-ECG root {root_path}: not a directory")
     ratios = _check_ratios(tuple(ratios))
-    if missing_lead not in ("zero", "reject"):
-        raise ConfigError(f"missing_lead: expected 'zero' or 'reject', got {missing_lead!r}")
-    target_fs = int(fs or 500)
-    if target_fs <= 0:
-        raise ConfigError(f"fs: expected a positive sampling rate, got {fs}")
+    target_fs = 500 if fs is None else int(fs)
     policy = SignalPolicy(
         fs=target_fs, seconds=seconds, min_seconds=min_seconds,
         max_gap_seconds=max_gap_seconds, missing_lead=missing_lead,  # type: ignore[arg-type]

@@ -167,12 +167,8 @@ def prepare_ptbxl(
         raise DataError(f"PTB-XL root {root_path}: not a directory")
     if source not in SOURCES:
         raise ConfigError(f"source: expected one of {sorted(SOURCES)}, got {source!r}")
-    if missing_lead not in ("zero", "reject"):
-        raise ConfigError(f"missing_lead: expected 'zero' or 'reject', got {missing_lead!r}")
     filename_col, native_fs = SOURCES[source]
-    target_fs = int(fs or native_fs)
-    if target_fs <= 0:
-        raise ConfigError(f"fs: expected a positive sampling rate, got {fs}")
+    target_fs = native_fs if fs is None else int(fs)
     policy = SignalPolicy(
         fs=target_fs, seconds=seconds, min_seconds=min_seconds,
         max_gap_seconds=max_gap_seconds, missing_lead=missing_lead,  # type: ignore[arg-type]
@@ -196,6 +192,11 @@ def prepare_ptbxl(
         report_desc = "original ptbxl_database.csv report text (whitespace-normalised)"
     else:
         translations_path = Path(report).resolve()
+        if not translations_path.is_file():
+            raise ConfigError(
+                f"report: expected 'original', 'scp' or the path of an ecg_id,report CSV; "
+                f"{report!r} is neither (no such file {translations_path})"
+            )
         translations = load_translations(translations_path)
         report_desc = f"translations from {translations_path.name}"
 

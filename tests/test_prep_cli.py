@@ -60,3 +60,15 @@ def test_exit_codes(tmp_path, capsys):
                 "--source", "records100", "--keep-columns", "no_such_column", "--no-progress"]
     assert main(bad_keep) == 2
     assert "no_such_column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--seconds", "0"], ["--min-seconds", "20"], ["--max-gap", "-1"], ["--fs", "0"], ["--workers", "0"],
+     ["--report", "orignal"]],
+)
+def test_bad_options_exit_2(tmp_path, extra, capsys):
+    raw = make_ptbxl(tmp_path / "raw", 2, fs=100, quirks=False)
+    code = main(["prep", "ptbxl", str(raw.root), str(tmp_path / "o"), "--source", "records100",
+                 "--no-progress", *extra])
+    assert code == 2, capsys.readouterr().err

@@ -146,3 +146,24 @@ def test_parse_header_fields():
     assert parse_header("multi/3 2 500 5000\n") is None
     with pytest.raises(ValueError):
         parse_header("rec two 500\n")
+
+
+def test_other_formats_go_through_wfdb(tmp_path):
+    import wfdb
+
+    sig = synthetic_signal(np.random.default_rng(2), 250, 2.0)
+    sig[3, 40:44] = np.nan
+    names = [CANONICAL_LEADS[i] for i in (5, 4, 3, 2, 1, 0, 11, 10, 9, 8, 7, 6)]
+    file_sig = sig[[CANONICAL_LEADS.index(n) for n in names]]
+    wfdb.wrsamp("f212", fs=250, units=["mV"] * 12, sig_name=names, p_signal=file_sig.T.copy(),
+                fmt=["212"] * 12, adc_gain=[200.0] * 12, baseline=[0] * 12, write_dir=str(tmp_path))
+    ecg, repairs = read_signal(str(tmp_path / "f212"), SignalPolicy(fs=250, seconds=2.0))
+    assert repairs == ["interpolated:aVR:4 samples"]
+    clean = [i for i in range(12) if i != 3]
+    np.testing.assert_allclose(ecg[clean], sig[clean], atol=1 / 200 + 1e-6)
+    # a truncated 212 file is caught from its size
+    dat = tmp_path / "f212.dat"
+    dat.write_bytes(dat.read_bytes()[:100])
+    with pytest.raises(RecordRejected) as info:
+        read_signal(str(tmp_path / "f212"), SignalPolicy(fs=250, seconds=2.0))
+    assert info.value.reason == "truncated_dat"

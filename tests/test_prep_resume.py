@@ -93,3 +93,17 @@ def test_external_sigkill_mid_run(raw_and_reference, tmp_path):
     assert _tree(out) == reference
     if not interrupted:
         pytest.skip("the run finished before the kill landed; equality still checked")
+
+
+def test_interrupted_run_refuses_other_settings(raw_and_reference, tmp_path):
+    from meit.errors import ConfigError
+
+    raw, reference = raw_and_reference
+    out = tmp_path / "out"
+    env = {**os.environ, "MEIT_PREP_KILL_AT": "shard:2"}
+    proc = subprocess.run(_cmd(raw.root, out, 1), env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    with pytest.raises(ConfigError, match="interrupted run"):
+        prepare_ptbxl(raw.root, out, source="records100", shard_size=SHARD, max_gap_seconds=1.0, progress=False)
+    prepare_ptbxl(raw.root, out, source="records100", shard_size=SHARD, workers=2, progress=False)
+    assert _tree(out) == reference

@@ -178,7 +178,9 @@ class EcgTransform:
     """Load-time pipeline: sanitise → resample → filter → crop/pad → normalise → float32.
 
     Filtering runs before cropping so filter edge effects fall outside the kept window;
-    normalisation runs last so its statistics describe exactly what the model sees.
+    normalisation runs last so its statistics describe exactly what the model sees. Random crops
+    draw from the transform's own generator (seeded by ``seed``); DataLoader workers each hold a
+    copy of it, so pass ``rng`` per call (or reseed per worker) when crops must differ across them.
     """
 
     fs_in: int
