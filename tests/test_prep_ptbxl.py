@@ -248,10 +248,8 @@ def test_invalid_fold_is_rejected_not_lost(tmp_path):
 
 
 def test_synthetic_generator_root_prepares_without_rejects(tmp_path):
-    synth = pytest.importorskip("meit.synth")
-    generate = getattr(synth, "generate_ptbxl_layout", None)
-    if generate is None:
-        pytest.skip("meit.synth.generate_ptbxl_layout not available yet")
+    from meit.synth import generate_ptbxl_layout as generate
+
     root = tmp_path / "synth"
     generate(root, n=12, seed=3, fs=500, seconds=10.0, workers=1, write_lr=True, progress=False)
     m = prepare_ptbxl(root, tmp_path / "o", source="records100", progress=False)
