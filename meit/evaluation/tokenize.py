@@ -51,4 +51,8 @@ def meteor_tokenize(text: str) -> list[str]:
     (always for a single sentence: then it equals ``word_tokenize(text, preserve_line=True)``).
     """
     tokenizer = _word_tokenizer()
-    return [tok for sent in split_sentences(text) for tok in tokenizer.tokenize(sent)]
+    sentences = split_sentences(text)
+    if len(sentences) <= 1:
+        # one sentence: tokenise the text as given (leading whitespace changes how NLTK reads a quote)
+        return tokenizer.tokenize(text) if sentences else []
+    return [tok for sent in sentences for tok in tokenizer.tokenize(sent)]
