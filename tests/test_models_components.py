@@ -302,7 +302,7 @@ def test_resampler_vit_prefix_many_tokens(tmp_path):
 
 @pytest.mark.parametrize(("quant", "fusion"), [("4bit", "kv"), ("4bit", "prefix"), ("8bit", "kv")])
 def test_quantized_lora_tiny(quant, fusion, tmp_path):
-    pytest.importorskip("bitsandbytes")
+    import bitsandbytes  # noqa: F401  (bnb extra: must be installed, never skipped)
     model = make_model("tiny-llama", fusion, quantization=quant)
     groups = model.trainable_parameter_groups("finetune", train_encoder=True)
     assert groups["lora"]
@@ -377,3 +377,9 @@ def test_local_folder_families_without_tiny_preset(family, tmp_path):
             before = model(*batch[:4]).logits
             after = MeitModel.from_pretrained(tmp_path / f"a-{fusion}")(*batch[:4]).logits
         torch.testing.assert_close(after, before, rtol=0, atol=1e-6)
+
+
+def test_kv_layers_out_of_range():
+    with pytest.raises(ModelError, match="out of range"):
+        make_model("tiny-llama", "kv", kv_layers=[5])
+    assert make_model("tiny-llama", "kv", kv_layers=[-1])._kv.layers == [1]

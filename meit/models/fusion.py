@@ -64,10 +64,12 @@ class KVSlotFusion:
         if layers == "all":
             chosen = list(range(len(modules)))
         else:
-            chosen = sorted({i % len(modules) if -len(modules) <= i < len(modules) else i for i in layers})
-            bad = [i for i in chosen if not 0 <= i < len(modules)]
-            if bad:
-                raise ModelError(f"model.kv_layers {bad} out of range: backbone has {len(modules)} layers")
+            n = len(modules)
+            bad = [i for i in layers if not -n <= i < n]
+            if bad or not layers:
+                raise ModelError(f"model.kv_layers {bad or layers} out of range: backbone has {n} layers "
+                                 f"(use indices 0…{n - 1}, negative from the end, or 'all')")
+            chosen = sorted({i % n for i in layers})
         self.layers = chosen
         self.modules = modules
         self.state: _SlotState | None = None
