@@ -13,7 +13,7 @@ if command -v apt-get >/dev/null 2>&1; then
   if $SUDO true 2>/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq >/dev/null
-    $SUDO apt-get install -y -qq --no-install-recommends wordnet-base g++ ninja-build >/dev/null
+    $SUDO apt-get install -y -qq --no-install-recommends wordnet-base wordnet-sense-index g++ ninja-build >/dev/null
   else
     echo "warning: cannot run apt-get; install 'wordnet-base' yourself for METEOR (or use --no-meteor)" >&2
   fi

