@@ -1,0 +1,24 @@
+"""The benchmark commands run and print their figures (tiny settings; real figures are in the docs)."""
+
+import json
+
+from meit.bench import generation, loader
+
+
+def test_loader_benchmark_prints_throughput(prepared_100hz, tmp_path, capsys):
+    out = tmp_path / "loader.json"
+    assert loader.main(["--data", str(prepared_100hz), "--fs", "100", "--llm", "tiny-llama", "--workers", "0", "2",
+                        "--batch-size", "4", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["workers"] for r in rows] == [0, 2]
+    assert all(r["samples"] == rows[0]["samples"] > 0 and r["samples_per_s"] > 0 for r in rows)
+    assert "samples/s" in capsys.readouterr().out
+
+
+def test_generation_benchmark_prints_reports_per_second(tmp_path, capsys):
+    out = tmp_path / "gen.json"
+    assert generation.main(["--llm", "tiny-llama", "--batch-sizes", "1", "2", "--reports", "2", "--new-tokens", "3",
+                            "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["batch_size"] for r in rows] == [1, 2] and all(r["reports"] == 2 for r in rows)
+    assert "reports/s" in capsys.readouterr().out
