@@ -97,6 +97,12 @@ class TrainConfig(_Section):
     mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "auto"
     trackers: list[str] = Field(default_factory=lambda: ["tensorboard"])
 
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: object) -> object:
+        # YAML reads a bare `no` as False; `train.mixed_precision=no` means the string
+        return "no" if value is False else value
+
     @field_validator("resume")
     @classmethod
     def _resume(cls, value: str | None) -> str | None:

@@ -23,6 +23,7 @@ def test_overrides_are_parsed_as_yaml_and_nested():
     assert recipe.model.lora.r == 8
     assert recipe.model.kv_layers == [0, 2]
     assert recipe.train.resume == "auto"
+    assert load_recipe(None, ["train.mixed_precision=no"]).train.mixed_precision == "no"  # YAML's `no` is False
 
 
 @pytest.mark.parametrize(

@@ -74,15 +74,21 @@ def save_checkpoint(
         tmp / "training_state.pt",
     )
     (tmp / "progress.json").write_text(json.dumps({**progress, "step": step}, indent=2))
+    return publish(tmp, final, keep_last)
+
+
+def publish(tmp: Path, final: Path, keep_last: int | None) -> Path:
+    """Mark ``tmp`` complete, flush it, rename it to ``final`` and prune older complete checkpoints."""
     (tmp / COMPLETE_MARKER).write_text("ok\n")
-    for file in tmp.iterdir():
-        with open(file, "rb") as handle:
-            os.fsync(handle.fileno())
+    for file in tmp.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     if keep_last:
-        for old in complete_checkpoints(root)[:-keep_last]:
+        for old in complete_checkpoints(final.parent)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)
     return final
 

@@ -27,6 +27,12 @@ from meit.training.checkpoint import find_resume_checkpoint, load_checkpoint, sa
 from meit.training.logs import JsonlLog
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
 from meit.training.setup import build_accelerator, build_model, build_split_dataset, check_data
+from meit.training.sharded_checkpoint import (
+    load_sharded_checkpoint,
+    save_final_gathered,
+    save_sharded_checkpoint,
+    uses_sharded_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +122,10 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
     step, epoch, batch_in_epoch = 0, 0, 0
     resume_from = find_resume_checkpoint(output_dir, recipe.train.resume)
     if resume_from is not None:
-        saved = load_checkpoint(resume_from, accelerator.unwrap_model(model), optimizer, scheduler)
+        if uses_sharded_state(accelerator):
+            saved = load_sharded_checkpoint(resume_from, accelerator)
+        else:
+            saved = load_checkpoint(resume_from, accelerator.unwrap_model(model), optimizer, scheduler)
         step, epoch, batch_in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
         log.info("resumed from %s (step %d, epoch %d, batch %d)", resume_from, step, epoch, batch_in_epoch)
 
@@ -181,8 +190,11 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
         break
     bar.close()
     accelerator.wait_for_everyone()
-    if is_main:
+    if _zero3(accelerator):
+        save_final_gathered(model, accelerator, result.final_dir)
+    elif is_main:
         accelerator.unwrap_model(model).save_pretrained(result.final_dir)
+    if is_main:
         (result.final_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -195,13 +207,21 @@ def _save(output_dir: Path, step: int, model: Any, optimizer: Any, scheduler: An
           accelerator: Any, recipe: Recipe, name_suffix: str = "") -> Path:
     root = output_dir / ("checkpoints" if not name_suffix else f"checkpoints-{name_suffix}")
     path = root / f"step-{step}"
+    progress = {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "seed": recipe.seed}
+    keep_last = None if name_suffix else recipe.train.keep_last
+    if uses_sharded_state(accelerator):
+        return save_sharded_checkpoint(root, step, accelerator, progress, keep_last)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        path = save_checkpoint(root, step, accelerator.unwrap_model(model), optimizer, scheduler,
-                               {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "seed": recipe.seed},
-                               keep_last=None if name_suffix else recipe.train.keep_last)
+        path = save_checkpoint(root, step, accelerator.unwrap_model(model), optimizer, scheduler, progress,
+                               keep_last=keep_last)
     accelerator.wait_for_everyone()
     return path
+
+
+def _zero3(accelerator: Any) -> bool:
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    return uses_sharded_state(accelerator) and plugin is not None and plugin.zero_stage == 3
 
 
 def _flat_config(recipe: Recipe) -> dict[str, Any]:

@@ -1,0 +1,65 @@
+"""DeepSpeed ZeRO-2 and ZeRO-3 on 2 CPU processes (gloo) through the shipped accelerate configs:
+training runs, a SIGKILL after the first checkpoint is resumed with resume=auto, and the resumed run
+ends where the uninterrupted one does."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from meit.training.logs import read_jsonl
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+COMMON = ["model.llm=tiny-llama", "model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8",
+          "model.lora.dropout=0.0", "model.max_length=96", "train.lr=2e-3", "train.warmup_ratio=0.0",
+          "train.trackers=[]", "train.log_every=1", "data.fs=100", "data.max_train_samples=24", "train.max_steps=4",
+          "train.batch_size=2", "train.save_every=2", "train.keep_last=3", "train.mixed_precision=no", "--no-progress"]
+
+
+def _launch(stage: int, tmp_path: Path, prepared: Path, name: str, port: int, *extra: str,
+            crash_after: int | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_"))}
+    env["OMP_NUM_THREADS"] = "1"
+    if crash_after is not None:
+        env["MEIT_CRASH_AFTER_CHECKPOINT"] = str(crash_after)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 3\n")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "recipes" / "accelerate" / f"deepspeed_zero{stage}.yaml"), "--num_processes", "2",
+           "--mixed_precision", "no", "--main_process_port", str(port), "-m", "meit.cli", "train", str(recipe),
+           f"data.path={prepared}", *COMMON, f"output_dir={tmp_path / name}", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_zero_trains_and_resumes_after_sigkill(stage, tmp_path, prepared_100hz):
+    port = 29600 + stage * 10
+    straight = _launch(stage, tmp_path, prepared_100hz, "a", port)
+    assert straight.returncode == 0, straight.stderr[-4000:]
+    log_a = read_jsonl(tmp_path / "a" / "logs" / "train.jsonl")
+    assert [r["step"] for r in log_a] == [1, 2, 3, 4]
+    assert (tmp_path / "a" / "checkpoints" / "step-4" / "COMPLETE").is_file()
+
+    crashed = _launch(stage, tmp_path, prepared_100hz, "b", port + 1, crash_after=2)
+    assert crashed.returncode != 0
+    assert (tmp_path / "b" / "checkpoints" / "step-2" / "COMPLETE").is_file()
+    assert not (tmp_path / "b" / "final").exists()
+    resumed = _launch(stage, tmp_path, prepared_100hz, "b", port + 2, "train.resume=auto")
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+
+    log_b = read_jsonl(tmp_path / "b" / "logs" / "train.jsonl")
+    assert [r["step"] for r in log_b] == [1, 2, 3, 4]
+    for a, b in zip(log_a, log_b, strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5, abs=1e-6)
+    for name in ("encoder.safetensors", "projector.safetensors"):
+        wa, wb = load_file(tmp_path / "a" / "final" / name), load_file(tmp_path / "b" / "final" / name)
+        assert wa.keys() == wb.keys()
+        for key in wa:
+            torch.testing.assert_close(wb[key], wa[key], rtol=1e-5, atol=1e-6)
