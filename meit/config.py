@@ -94,6 +94,7 @@ class TrainConfig(_Section):
     resume: str | None = None
     log_every: int = Field(10, ge=1)
     eval_every: int | None = Field(None, ge=1)
+    sample_reports: int = Field(2, ge=0, description="validation reports generated and logged every eval_every steps")
     mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "auto"
     trackers: list[str] = Field(default_factory=lambda: ["tensorboard"])
 

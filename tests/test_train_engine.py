@@ -40,6 +40,8 @@ def test_training_lowers_loss_and_final_artifact_evaluates(tmp_path, prepared_10
     assert [s for s, _ in result.val_losses] == [6, 12]
     log = read_jsonl(Path(recipe.output_dir) / "logs" / "train.jsonl")
     assert [r["step"] for r in log] == list(range(1, 13)) and "val_loss" in log[5]
+    samples = log[5]["samples"]  # a few validation reports generated during training
+    assert len(samples) == 2 and {"id", "prediction", "reference"} <= set(samples[0])
     assert (result.final_dir / "meit_model.json").is_file()
 
     model = MeitModel.from_pretrained(result.final_dir)
@@ -99,3 +101,26 @@ def test_sigkill_after_checkpoint_then_resume_matches_uninterrupted(tmp_path, pr
     log_b = read_jsonl(tmp_path / "b" / "logs" / "train.jsonl")
     assert [r["step"] for r in log_b] == list(range(1, 9))
     assert [r["loss"] for r in log_a] == [r["loss"] for r in log_b]
+
+
+def test_out_of_memory_says_what_to_change(tmp_path, prepared_100hz, monkeypatch):
+    from meit.errors import TrainingError
+    from meit.models.model import MeitModel
+
+    def explode(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(MeitModel, "forward", explode)
+    with pytest.raises(TrainingError, match=r"out of memory at step 1 .*train.batch_size.*gradient_checkpointing"):
+        train(_recipe(tmp_path, prepared_100hz, "train.max_steps=2"), progress=False)
+
+
+def test_nonfinite_loss_stops_with_a_debug_checkpoint(tmp_path, prepared_100hz):
+    from meit.errors import TrainingError
+
+    recipe = _recipe(tmp_path, prepared_100hz, "train.max_steps=3", "train.lr=1e30", "train.lr_encoder=1e30",
+                     "train.max_grad_norm=null")
+    with pytest.raises(TrainingError, match=r"loss became .* at step \d+.*saved for debugging") as err:
+        train(recipe, progress=False)
+    saved = list((tmp_path / "run" / "checkpoints-nonfinite").glob("step-*/COMPLETE"))
+    assert saved, err.value

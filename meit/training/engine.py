@@ -7,11 +7,13 @@ resume = restore state then skip the batches already seen in the current epoch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import signal
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,9 @@ from tqdm.auto import tqdm
 
 from meit.config import Recipe, dump_recipe
 from meit.data.collator import EcgCollator, LengthGroupedSampler, model_inputs
+from meit.data.dataset import evaluation_instruction
 from meit.errors import ConfigError, TrainingError
+from meit.evaluation.generation import DecodingSettings, generate_reports
 from meit.training.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
 from meit.training.logs import JsonlLog
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
@@ -96,9 +100,12 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
         model.enable_gradient_checkpointing()
 
     train_set = build_split_dataset(recipe, model, recipe.data.train_split, recipe.data.max_train_samples)
-    eval_set = None
+    eval_set = sample_set = None
     if recipe.train.eval_every:
         eval_set = build_split_dataset(recipe, model, recipe.data.eval_split, recipe.data.max_eval_samples)
+        if recipe.train.sample_reports:
+            sample_set = build_split_dataset(recipe, model, recipe.data.eval_split, recipe.train.sample_reports,
+                                             with_report=False, fixed_instruction=evaluation_instruction())
     collator = EcgCollator(pad_token_id=model.tokenizer.pad_token_id, padding_side="right")
     train_loader = _loader(train_set, recipe, collator, shuffle=True, batch_size=recipe.train.batch_size)
     eval_loader = (
@@ -140,7 +147,7 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
             train_loader.set_epoch(epoch)
         loader = accelerator.skip_first_batches(train_loader, batch_in_epoch) if batch_in_epoch else train_loader
         for batch in loader:
-            with accelerator.accumulate(model):
+            with accelerator.accumulate(model), _explain_oom(recipe, batch, step):
                 out = model(**model_inputs(batch))
                 loss = out.loss
                 if not torch.isfinite(loss.detach()):
@@ -175,9 +182,15 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
             if eval_loader is not None and recipe.train.eval_every and step % recipe.train.eval_every == 0:
                 record["val_loss"] = validation_loss(model, eval_loader, accelerator)
                 result.val_losses.append((step, record["val_loss"]))
+                if sample_set is not None and is_main and not _zero3(accelerator):
+                    record["samples"] = generate_reports(
+                        accelerator.unwrap_model(model), sample_set,
+                        DecodingSettings(max_new_tokens=recipe.eval.max_new_tokens, seed=recipe.seed),
+                        batch_size=len(sample_set), progress=False)
+                    model.train()
             if step % recipe.train.log_every == 0 or step == total_steps or "val_loss" in record:
                 jsonl.write(record)
-                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+                accelerator.log({k: v for k, v in record.items() if k not in ("step", "samples")}, step=step)
             if recipe.train.save_every and step % recipe.train.save_every == 0:
                 _save(output_dir, step, model, optimizer, scheduler, epoch, batch_in_epoch, accelerator, recipe)
                 _maybe_inject_crash(step)
@@ -236,6 +249,25 @@ def _flat_config(recipe: Recipe) -> dict[str, Any]:
 
     walk("", recipe.model_dump(mode="json"))
     return flat
+
+
+@contextlib.contextmanager
+def _explain_oom(recipe: Recipe, batch: dict[str, Any], step: int) -> Iterator[None]:
+    """Turn an out-of-memory failure into an error that says what to change."""
+    try:
+        yield
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        text = str(err)
+        if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in text:
+            raise
+        shape = tuple(batch["input_ids"].shape)
+        raise TrainingError(
+            f"out of memory at step {step + 1} with a batch of {shape[0]} × {shape[1]} tokens "
+            f"(model.llm={recipe.model.llm}). Lower train.batch_size and raise train.grad_accum to keep the "
+            "effective batch, set model.gradient_checkpointing=true, lower model.max_length, load the base in "
+            "4 bits (model.quantization=4bit), or launch with a DeepSpeed ZeRO-3 offload config "
+            "(recipes/accelerate/deepspeed_zero3_offload.yaml)."
+        ) from err
 
 
 def _maybe_inject_crash(step: int) -> None:
