@@ -92,9 +92,14 @@ def encode_prompt(tokenizer: Any, fmt: PromptFormat, instruction: str) -> Encode
     return EncodedExample(input_ids=ids, labels=[IGNORE_INDEX] * len(ids), ecg_mask=mask)
 
 
-def encode_example(tokenizer: Any, fmt: PromptFormat, instruction: str, report: str) -> EncodedExample:
-    """Prompt + report + EOS, truncated to ``max_length``; loss only on the report tokens and EOS."""
-    prompt = encode_prompt(tokenizer, fmt, instruction)
+def encode_example(tokenizer: Any, fmt: PromptFormat, instruction: str, report: str,
+                   prompt: EncodedExample | None = None) -> EncodedExample:
+    """Prompt + report + EOS, truncated to ``max_length``; loss only on the report tokens and EOS.
+
+    ``prompt`` may be passed when already encoded (the instruction pool is small; rendering a chat
+    template per example costs more than everything else in the loader).
+    """
+    prompt = prompt or encode_prompt(tokenizer, fmt, instruction)
     target = _ids(tokenizer, report.strip())
     eos = tokenizer.eos_token_id
     if eos is not None:
