@@ -31,7 +31,7 @@ def write_markdown(suite: Any, rows: list[dict[str, Any]], path: Path) -> None:
              "|---|---|" + "---:|" * (len(metrics) + 1)]
     for row in rows:
         lines.append(f"| {row['backbone']} | {row.get('status', '')} | "
-                     + " | ".join(_cell(row.get(m)) for m in metrics) + f" | {_cell(row.get('seconds'))} |")
+                     + " | ".join(_cell(row.get(m)) for m in metrics) + f" | {row.get('seconds', '–')} |")
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:
         lines += ["", "Failures:"] + [f"- {r['backbone']}: {r.get('error')}" for r in failed]
