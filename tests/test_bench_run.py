@@ -15,6 +15,7 @@ output_dir: {out}
 data_path: {prepared_100hz}
 reference: eval/meit_published.csv
 reference_dataset: ptb-xl
+perturb: ["dropout:12"]
 overrides: [model.encoder=resnet1d-tiny, model.lora.r=4, model.lora.alpha=8, train.max_steps=2,
             train.batch_size=4, train.save_every=null, eval.max_samples=3, eval.max_new_tokens=4, eval.meteor=false]
 backbones:
@@ -34,4 +35,8 @@ backbones:
     table = (out / "results.md").read_text()
     assert "| tiny-opt | ok |" in table and "Published reference" in table and "llama-2-7b" in table
     assert (out / "figures" / "metrics_by_backbone.png").is_file()
+    with open(out / "robustness.csv") as handle:
+        sweep = list(csv.DictReader(handle))
+    assert {(r["backbone"], r["perturbation"]) for r in sweep} >= {("tiny-opt", "clean"), ("tiny-opt", "dropout")}
+    assert (out / "figures" / "robustness_rouge_l.png").stat().st_size > 5000
     assert "bench: mini" in capsys.readouterr().out

@@ -43,12 +43,15 @@ def prepare_data(suite: Suite, suite_dir: Path, progress: bool = True) -> Path:
 
 def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list[dict[str, Any]]:
     """Train and evaluate each backbone in turn; one failing backbone is recorded, the rest go on."""
-    from meit.evaluation.runner import evaluate_model
+    from meit.evaluation.perturb import parse_perturbations
+    from meit.evaluation.runner import evaluate_model, evaluate_robustness
     from meit.models import MeitModel
     from meit.training import train
 
     data_path = prepare_data(suite, suite_dir, progress)
+    specs = parse_perturbations(suite.perturb)
     rows: list[dict[str, Any]] = []
+    robustness: list[dict[str, Any]] = []
     for index, entry in enumerate(suite.backbones, 1):
         print(f"\n== bench {index}/{len(suite.backbones)}: {entry.name} ==", flush=True)
         started = time.time()
@@ -60,6 +63,10 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
             metrics = evaluate_model(model, recipe, Path(recipe.output_dir) / "eval", checkpoint=str(result.final_dir),
                                      progress=progress, label=entry.name)
             row.update({k: metrics[k] for k in SCORE_KEYS if k in metrics})
+            if specs:
+                swept = evaluate_robustness(model, recipe, Path(recipe.output_dir) / "eval", specs,
+                                            checkpoint=str(result.final_dir), clean=metrics, progress=progress)
+                robustness.extend({"backbone": entry.name, **r} for r in swept)
             row.update(status="ok", steps=result.steps, final_loss=result.losses[-1] if result.losses else None,
                        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
         except Exception as err:  # one backbone failing must not lose the others' results
@@ -67,7 +74,7 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
             row.update(status="failed", error=f"{type(err).__name__}: {err}")
         row["seconds"] = round(time.time() - started, 1)
         rows.append(row)
-        write_results(suite, rows)
+        write_results(suite, rows, robustness)
     return rows
 
 
@@ -110,10 +117,13 @@ def collect(suite: Suite) -> list[dict[str, Any]]:
     return rows
 
 
-def write_results(suite: Suite, rows: list[dict[str, Any]]) -> None:
-    from meit.bench.tables import write_markdown, write_plots
+def write_results(suite: Suite, rows: list[dict[str, Any]], robustness: list[dict[str, Any]] | None = None) -> None:
+    from meit.bench.tables import write_markdown, write_plots, write_robustness_curves
 
     out = Path(suite.output_dir)
     write_csv(rows, out / "results.csv")
     write_markdown(suite, rows, out / "results.md")
     write_plots(rows, out / "figures")
+    if robustness:
+        write_csv(robustness, out / "robustness.csv")
+        write_robustness_curves(robustness, out / "figures")

@@ -36,6 +36,7 @@ class Suite(_Strict):
     synth: SynthData | None = None
     overrides: list[str] = Field(default_factory=list)
     backbones: list[SuiteEntry]
+    perturb: list[str] = Field(default_factory=list, description="robustness sweep per backbone, e.g. [gaussian]")
     reference: str | None = Field(None, description="CSV of published numbers to show beside ours")
     reference_dataset: str | None = None
 

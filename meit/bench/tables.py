@@ -66,3 +66,30 @@ def write_plots(rows: list[dict[str, Any]], folder: Path) -> None:
     fig.tight_layout()
     fig.savefig(folder / "metrics_by_backbone.png", dpi=110)
     plt.close(fig)
+
+
+def write_robustness_curves(rows: list[dict[str, Any]], folder: Path, metric: str = "rouge_l") -> None:
+    """One panel per perturbation: ``metric`` against level, one line per backbone (clean at level 0)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = sorted({r["perturbation"] for r in rows} - {"clean"})
+    if not kinds:
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    backbones = list(dict.fromkeys(r["backbone"] for r in rows))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), squeeze=False)
+    for ax, kind in zip(axes[0], kinds, strict=True):
+        for name in backbones:
+            mine = [r for r in rows if r["backbone"] == name and metric in r]
+            points = sorted((0.0 if r["perturbation"] == "clean" else r["level"], r[metric])
+                            for r in mine if r["perturbation"] in ("clean", kind))
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+        ax.set_title(f"{kind}: {metric}")
+        ax.set_xlabel("level (mV; leads for dropout)")
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(folder / f"robustness_{metric}.png", dpi=110)
+    plt.close(fig)
