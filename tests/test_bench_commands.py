@@ -22,3 +22,16 @@ def test_generation_benchmark_prints_reports_per_second(tmp_path, capsys):
     rows = json.loads(out.read_text())
     assert [r["batch_size"] for r in rows] == [1, 2] and all(r["reports"] == 2 for r in rows)
     assert "reports/s" in capsys.readouterr().out
+
+
+def test_scaling_benchmark_runs_one_and_two_processes(prepared_100hz, tmp_path, capsys):
+    from meit.bench import scaling
+
+    out = tmp_path / "scaling.json"
+    assert scaling.main(["--data", str(prepared_100hz), "--steps", "3", "--json", str(out), "model.llm=tiny-llama",
+                         "model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8"]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["processes"] for r in rows] == [1, 2]
+    assert all(r["steps"] == 3 and r["seconds_per_step"] > 0 and r["peak_rss_gb"] > 0 for r in rows)
+    assert 0 < rows[1]["scaling_efficiency"]
+    assert "efficiency" in capsys.readouterr().out

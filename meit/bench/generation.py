@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from meit.tables import format_table
+
 
 def main(argv: list[str] | None = None) -> int:
     from meit.config import ModelConfig
@@ -60,11 +62,11 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"batch_size": size, "reports": done, "seconds": round(elapsed, 2),
                         "reports_per_s": round(done / elapsed, 3), "tokens_per_s": round(done * args.new_tokens
                                                                                          / elapsed, 1)})
-    base = results[0]["reports_per_s"]
-    print(f"{'batch':>5} {'reports':>7} {'seconds':>8} {'reports/s':>10} {'tokens/s':>9} {'vs first':>9}")
     for r in results:
-        print(f"{r['batch_size']:>5} {r['reports']:>7} {r['seconds']:>8} {r['reports_per_s']:>10} "
-              f"{r['tokens_per_s']:>9} {r['reports_per_s'] / base:>8.2f}x")
+        r["speedup"] = f"{r['reports_per_s'] / results[0]['reports_per_s']:.2f}x"
+    print(format_table(results, [("batch_size", "batch"), ("reports", "reports"), ("seconds", "seconds"),
+                                 ("reports_per_s", "reports/s"), ("tokens_per_s", "tokens/s"),
+                                 ("speedup", "vs first")]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

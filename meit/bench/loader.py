@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from meit.tables import format_table
+
 
 def _prepared(n: int, fs_source: str, workdir: Path) -> Path:
     from data_prep.ptbxl import prepare_ptbxl
@@ -65,9 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or _prepared(args.n, args.source, Path(tmp))
         results = [measure(data, args.llm, args.fs, w, args.batch_size, args.epochs) for w in args.workers]
-    print(f"{'workers':>7} {'batch':>5} {'samples':>8} {'seconds':>8} {'samples/s':>10}")
-    for r in results:
-        print(f"{r['workers']:>7} {r['batch_size']:>5} {r['samples']:>8} {r['seconds']:>8} {r['samples_per_s']:>10}")
+    print(format_table(results, [("workers", "workers"), ("batch_size", "batch"), ("samples", "samples"),
+                                 ("seconds", "seconds"), ("samples_per_s", "samples/s")]))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

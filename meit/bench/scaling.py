@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from meit.tables import format_table
 from meit.training.logs import read_jsonl
 
 
@@ -90,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row["samples_per_s"] = round(batch * row["processes"] / row["seconds_per_step"], 2)
     rows[1]["scaling_efficiency"] = round(rows[1]["samples_per_s"] / (args.processes * rows[0]["samples_per_s"]), 3)
-    print(f"{'processes':>9} {'s/step':>7} {'samples/s':>10} {'peak RSS GB':>12} {'efficiency':>10}")
-    for row in rows:
-        print(f"{row['processes']:>9} {row['seconds_per_step']:>7} {row['samples_per_s']:>10} {row['peak_rss_gb']:>12} "
-              f"{row.get('scaling_efficiency', 1.0):>10}")
+    rows[0]["scaling_efficiency"] = 1.0
+    print(format_table(rows, [("processes", "processes"), ("seconds_per_step", "s/step"),
+                              ("samples_per_s", "samples/s"), ("peak_rss_gb", "peak RSS GB"),
+                              ("scaling_efficiency", "efficiency")]))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
