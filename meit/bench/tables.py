@@ -81,12 +81,14 @@ def write_robustness_curves(rows: list[dict[str, Any]], folder: Path, metric: st
     folder.mkdir(parents=True, exist_ok=True)
     backbones = list(dict.fromkeys(r["backbone"] for r in rows))
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.8), squeeze=False)
+    colours = plt.get_cmap("tab20")
     for ax, kind in zip(axes[0], kinds, strict=True):
-        for name in backbones:
+        for index, name in enumerate(backbones):
             mine = [r for r in rows if r["backbone"] == name and metric in r]
             points = sorted((0.0 if r["perturbation"] == "clean" else r["level"], r[metric])
                             for r in mine if r["perturbation"] in ("clean", kind))
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name,
+                    color=colours(index % 20))
         ax.set_title(f"{kind}: {metric}")
         ax.set_xlabel("level (mV; leads for dropout)")
     axes[0][-1].legend(fontsize=7, loc="best")
