@@ -62,3 +62,15 @@ def test_generate_for_wfdb_record_and_npy(artifact, synthetic_raw, tmp_path, cap
     assert capsys.readouterr().out.strip() == first
     assert main(["generate", "--checkpoint", str(artifact), "--ecg", str(tmp_path / "x.npy")]) == 3
     assert "--fs" in capsys.readouterr().err
+
+
+def test_export_with_merged_lora_gives_the_same_reports(artifact, synthetic_raw, tmp_path, capsys):
+    record = sorted((synthetic_raw / "records100").rglob("*.hea"))[1].with_suffix("")
+    assert main(["generate", "--checkpoint", str(artifact), "--ecg", str(record), "--max-new-tokens", "6"]) == 0
+    before = capsys.readouterr().out.strip()
+    merged = tmp_path / "merged"
+    assert main(["export", "--checkpoint", str(artifact), "--out", str(merged), "--merge-lora"]) == 0
+    assert not (merged / "adapter").exists() and (merged / "meit_model.json").is_file()
+    capsys.readouterr()
+    assert main(["generate", "--checkpoint", str(merged), "--ecg", str(record), "--max-new-tokens", "6"]) == 0
+    assert capsys.readouterr().out.strip() == before

@@ -17,7 +17,7 @@ from meit import __version__
 from meit.errors import MeitError
 
 COMMANDS: tuple[str, ...] = (
-    "synth", "prep", "train", "eval", "score", "generate", "bench", "quickstart",
+    "synth", "prep", "train", "eval", "score", "generate", "bench", "quickstart", "export",
 )
 
 

@@ -1,0 +1,28 @@
+"""``meit export --checkpoint C --out D [--merge-lora]``: a deployment copy of a trained artifact."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "export",
+        help="re-save a trained artifact, optionally with LoRA merged into the base for deployment",
+        description="Reload an artifact and write it again to --out. With --merge-lora the LoRA update is folded "
+        "into the base weights (a QLoRA artifact is reloaded unquantised first), so serving needs no peft.",
+    )
+    parser.add_argument("--checkpoint", required=True, help="a trained artifact folder (e.g. RUN/final)")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--merge-lora", action="store_true", help="fold LoRA into the base weights")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from meit.models import MeitModel
+
+    overrides = {"quantization": "none"} if args.merge_lora else {}
+    model = MeitModel.from_pretrained(args.checkpoint, **overrides)
+    out = model.save_pretrained(args.out, merge_lora=args.merge_lora)
+    print(f"wrote {out}{' (LoRA merged into the base)' if args.merge_lora else ''}")
+    return 0
