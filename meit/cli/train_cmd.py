@@ -27,8 +27,11 @@ def run(args: argparse.Namespace) -> int:
     if args.print_recipe:
         print(dump_recipe(recipe), end="")
         return 0
+    import os
+
     from meit.training import train
 
     result = train(recipe, progress=not args.no_progress)
-    print(f"trained {result.steps} steps in {result.seconds:.0f}s; final model: {result.final_dir}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"trained {result.steps} steps in {result.seconds:.0f}s; final model: {result.final_dir}")
     return 0
