@@ -31,10 +31,9 @@ def _stage(name: str) -> None:
 def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str | Path | None = None,
                    overrides: list[str] | None = None, workers: int = 2, progress: bool = True,
                    fresh: bool = False) -> dict[str, Any]:
-    from data_prep.ptbxl import prepare_ptbxl
     from meit.evaluation.runner import evaluate_model
     from meit.models import MeitModel
-    from meit.synth import generate_ptbxl_layout
+    from meit.synth.prepared import ensure_prepared_ptbxl, ensure_synthetic_raw
     from meit.training import train
     from meit.training.setup import build_model
 
@@ -52,15 +51,13 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
 
     _stage(f"1/5 synthesise {n_records} 12-lead ECGs in PTB-XL layout → {raw}")
     t0 = time.time()
-    if not (raw / "ptbxl_database.csv").is_file():
-        generate_ptbxl_layout(raw, n=n_records, seed=recipe.seed, fs=500, seconds=recipe.data.seconds,
-                              workers=workers, write_lr=True, progress=progress)
+    ensure_synthetic_raw(raw, n_records, seed=recipe.seed, seconds=recipe.data.seconds, workers=workers,
+                         progress=progress)
     timings["synth_s"] = time.time() - t0
 
     _stage(f"2/5 meit prep ptbxl (records100) → {prepared}")
     t0 = time.time()
-    if not (prepared / "manifest.json").is_file():
-        prepare_ptbxl(raw, prepared, source="records100", report="original", workers=workers, seed=recipe.seed)
+    ensure_prepared_ptbxl(raw, prepared, seed=recipe.seed, source="records100", workers=workers, progress=progress)
     timings["prep_s"] = time.time() - t0
 
     _stage("3/5 evaluate the untrained pipeline (zero training steps)")

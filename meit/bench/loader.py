@@ -17,16 +17,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
+from meit.synth.prepared import synthetic_prepared
 from meit.tables import format_table
-
-
-def _prepared(n: int, fs_source: str, workdir: Path) -> Path:
-    from data_prep.ptbxl import prepare_ptbxl
-    from meit.synth import generate_ptbxl_layout
-
-    generate_ptbxl_layout(workdir / "raw", n=n, seed=0, fs=500, workers=2, progress=False)
-    prepare_ptbxl(workdir / "raw", workdir / "prepared", source=fs_source, workers=2, progress=False)
-    return workdir / "prepared"
 
 
 def measure(data: Path, llm: str, fs: int, workers: int, batch_size: int, epochs: int) -> dict[str, float]:
@@ -65,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        data = args.data or _prepared(args.n, args.source, Path(tmp))
+        data = args.data or synthetic_prepared(Path(tmp), args.n, seed=0, source=args.source, workers=2,
+                                               progress=False)
         results = [measure(data, args.llm, args.fs, w, args.batch_size, args.epochs) for w in args.workers]
     print(format_table(results, [("workers", "workers"), ("batch_size", "batch"), ("samples", "samples"),
                                  ("seconds", "seconds"), ("samples_per_s", "samples/s")]))

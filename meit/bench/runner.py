@@ -28,17 +28,11 @@ def prepare_data(suite: Suite, suite_dir: Path, progress: bool = True) -> Path:
     """The suite's prepared dataset: given, or synthesised + prepared once under the output dir."""
     if suite.data_path:
         return resolve_path(suite.data_path, suite_dir)
-    from data_prep.ptbxl import prepare_ptbxl
-    from meit.synth import generate_ptbxl_layout
+    from meit.synth.prepared import synthetic_prepared
 
     assert suite.synth is not None
-    root = Path(suite.output_dir) / "data"
-    raw, prepared = root / "raw", root / "prepared"
-    if not (raw / "ptbxl_database.csv").is_file():
-        generate_ptbxl_layout(raw, n=suite.synth.n, seed=suite.synth.seed, fs=500, workers=2, progress=progress)
-    if not (prepared / "manifest.json").is_file():
-        prepare_ptbxl(raw, prepared, source=suite.synth.source, report="original", workers=2, seed=suite.synth.seed)
-    return prepared
+    return synthetic_prepared(Path(suite.output_dir) / "data", suite.synth.n, seed=suite.synth.seed,
+                              source=suite.synth.source, workers=2, progress=progress)
 
 
 def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list[dict[str, Any]]:

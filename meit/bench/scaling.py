@@ -67,6 +67,7 @@ def run_once(processes: int, recipe: Path, data: Path, out: Path, steps: int, ov
 def main(argv: list[str] | None = None) -> int:
     from meit.config import load_recipe
     from meit.quickstart import default_recipe_path
+    from meit.synth.prepared import synthetic_prepared
 
     parser = argparse.ArgumentParser(prog="python -m meit.bench.scaling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", type=Path, default=default_recipe_path())
@@ -78,14 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     batch = load_recipe(args.recipe, args.overrides).train.batch_size
     with tempfile.TemporaryDirectory() as tmp:
-        data = args.data
-        if data is None:
-            from data_prep.ptbxl import prepare_ptbxl
-            from meit.synth import generate_ptbxl_layout
-
-            generate_ptbxl_layout(Path(tmp) / "raw", n=200, seed=0, progress=False)
-            prepare_ptbxl(Path(tmp) / "raw", Path(tmp) / "prep", source="records100", progress=False)
-            data = Path(tmp) / "prep"
+        data = args.data or synthetic_prepared(Path(tmp), 200, seed=0, progress=False)
         rows = [run_once(n, args.recipe, data, Path(tmp) / f"run{n}", args.steps, args.overrides)
                 for n in (1, args.processes)]
     for row in rows:
