@@ -1,0 +1,24 @@
+"""`meit quickstart` end to end with a tiny backbone (the real SmolLM2 run is measured in the docs)."""
+
+import json
+
+from meit.cli import main
+
+
+def test_quickstart_writes_metrics_predictions_report_and_model(tmp_path, capsys):
+    out = tmp_path / "qs"
+    code = main(["quickstart", "--out", str(out), "--n", "40", "--workers", "1", "--no-progress",
+                 "model.llm=tiny-llama", "model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8",
+                 "train.max_steps=4", "train.save_every=2", "eval.max_samples=3", "eval.max_new_tokens=6",
+                 "eval.meteor=false"])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d"):
+        assert key in metrics["trained"] and key in metrics["untrained"] and key in metrics
+    assert metrics["train"]["steps"] == 4
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 3
+    report = (out / "report.md").read_text()
+    assert "| untrained (0 steps) |" in report and "| trained |" in report
+    assert (out / "figures" / "example_ecg.png").stat().st_size > 10_000
+    assert (out / "train" / "final" / "meit_model.json").is_file()
+    assert f"results in {out}" in capsys.readouterr().out
