@@ -74,3 +74,23 @@ def test_export_with_merged_lora_gives_the_same_reports(artifact, synthetic_raw,
     capsys.readouterr()
     assert main(["generate", "--checkpoint", str(merged), "--ecg", str(record), "--max-new-tokens", "6"]) == 0
     assert capsys.readouterr().out.strip() == before
+
+
+def test_generate_reads_records_as_prep_does(artifact, synthetic_raw, tmp_path, capsys):
+    """Leads matched by name in any order, through the reader `meit prep` uses (which also converts µV to mV;
+    that conversion is checked in the prep tests — under the z-score transform it cannot change the output)."""
+    import wfdb
+
+    record = sorted((synthetic_raw / "records100").rglob("*.hea"))[2].with_suffix("")
+    canonical = wfdb.rdrecord(str(record))
+    np.save(tmp_path / "mv.npy", canonical.p_signal.T.astype(np.float32))
+    order = [0, 1, 2, 3, 5, 4, 6, 7, 8, 9, 10, 11]  # aVF before aVL, as in MIMIC-IV-ECG
+    wfdb.wrsamp("shuffled", fs=100, units=["uV"] * 12, sig_name=[canonical.sig_name[i] for i in order],
+                p_signal=canonical.p_signal[:, order] * 1000.0, fmt=["32"] * 12, adc_gain=[1.0] * 12,
+                baseline=[0] * 12, write_dir=str(tmp_path))
+    assert main(["generate", "--checkpoint", str(artifact), "--ecg", str(tmp_path / "mv.npy"), "--fs", "100",
+                 "--max-new-tokens", "6"]) == 0
+    expected = capsys.readouterr().out.strip()
+    assert main(["generate", "--checkpoint", str(artifact), "--ecg", str(tmp_path / "shuffled"),
+                 "--max-new-tokens", "6"]) == 0
+    assert capsys.readouterr().out.strip() == expected

@@ -33,6 +33,23 @@ class DecodingSettings:
 
 
 @torch.no_grad()
+def generate_batch(model: Any, batch: dict[str, Any], settings: DecodingSettings) -> list[str]:
+    """Decode one left-padded collated batch; returns the new text of each row, whitespace-normalised."""
+    tokenizer = model.tokenizer
+    device = next(model.parameters()).device
+    new_tokens = model.generate(
+        ecg=batch["ecg"].to(device),
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        ecg_mask=batch["ecg_mask"].to(device),
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **settings.generate_kwargs(),
+    )
+    return [" ".join(text.split()) for text in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+@torch.no_grad()
 def generate_reports(
     model: Any,
     dataset: Any,
@@ -43,26 +60,15 @@ def generate_reports(
     desc: str = "generate",
 ) -> list[dict[str, str]]:
     """Generate one report per row of ``dataset`` (an ``EcgReportDataset`` built with ``with_report=False``)."""
-    tokenizer = model.tokenizer
-    collator = EcgCollator(pad_token_id=tokenizer.pad_token_id, padding_side="left")
+    collator = EcgCollator(pad_token_id=model.tokenizer.pad_token_id, padding_side="left")
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collator)
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     torch.manual_seed(settings.seed)
     rows: list[dict[str, str]] = []
     for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress):
-        new_tokens = model.generate(
-            ecg=batch["ecg"].to(device),
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            ecg_mask=batch["ecg_mask"].to(device),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            **settings.generate_kwargs(),
-        )
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        texts = generate_batch(model, batch, settings)
         for record_id, reference, text in zip(batch["ids"], batch["reports"], texts, strict=True):
-            rows.append({"id": record_id, "prediction": " ".join(text.split()), "reference": reference})
+            rows.append({"id": record_id, "prediction": text, "reference": reference})
     model.train(was_training)
     return rows

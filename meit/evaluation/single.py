@@ -12,8 +12,8 @@ from meit.data.collator import EcgCollator
 from meit.data.dataset import evaluation_instruction
 from meit.data.prompts import PromptFormat, encode_prompt
 from meit.errors import DataError
-from meit.evaluation.generation import DecodingSettings
-from meit.leads import CANONICAL_LEADS, to_canonical_order
+from meit.evaluation.generation import DecodingSettings, generate_batch
+from meit.leads import CANONICAL_LEADS
 
 
 def read_ecg_file(path: str | Path, fs: int | None = None) -> tuple[np.ndarray, int]:
@@ -28,20 +28,26 @@ def read_ecg_file(path: str | Path, fs: int | None = None) -> tuple[np.ndarray, 
         if array.shape[0] != len(CANONICAL_LEADS):
             array = array.T
         return array.astype(np.float32), fs
-    import wfdb
+    from data_prep.common import RecordRejected, SignalPolicy, read_signal
 
     record_path = file.with_suffix("") if file.suffix in {".hea", ".dat"} else file
     if not Path(f"{record_path}.hea").is_file():
         raise DataError(f"{record_path}.hea not found: pass a wfdb record path or a .npy array")
+    import wfdb
+
     try:
-        record = wfdb.rdrecord(str(record_path), physical=True)
-    except Exception as err:  # wfdb raises many types for a broken record
-        raise DataError(f"cannot read wfdb record {record_path}: {err}") from err
-    signal, missing = to_canonical_order(record.p_signal.T.astype(np.float32), record.sig_name)
-    if missing:
-        raise DataError(f"{record_path}: leads {missing} not found (header has {record.sig_name})")
-    signal = np.nan_to_num(signal, nan=0.0, posinf=0.0, neginf=0.0)
-    return signal, int(record.fs)
+        header = wfdb.rdheader(str(record_path))
+    except Exception as err:  # wfdb raises many types for a broken header
+        raise DataError(f"cannot read wfdb header {record_path}.hea: {err}") from err
+    if not header.fs or not header.sig_len:
+        raise DataError(f"{record_path}.hea: fs={header.fs}, sig_len={header.sig_len}; expected both positive")
+    # the same reader as `meit prep`: leads by name, units to mV, short NaN gaps repaired
+    policy = SignalPolicy(fs=round(header.fs), seconds=header.sig_len / float(header.fs))
+    try:
+        signal, _ = read_signal(str(record_path), policy)
+    except RecordRejected as err:
+        raise DataError(f"{record_path}: {err}") from err
+    return signal, policy.fs
 
 
 @torch.no_grad()
@@ -56,11 +62,6 @@ def generate_for_signal(model: Any, signal: np.ndarray, fs: int, *, instruction:
     example = {"id": "input", "report": "", "ecg": ecg, "input_ids": encoded.input_ids,
                "labels": encoded.labels, "ecg_mask": encoded.ecg_mask}
     batch = EcgCollator(model.tokenizer.pad_token_id, padding_side="left")([example])
-    device = next(model.parameters()).device
     model.eval()
     torch.manual_seed(settings.seed)
-    tokens = model.generate(ecg=batch["ecg"].to(device), input_ids=batch["input_ids"].to(device),
-                            attention_mask=batch["attention_mask"].to(device), ecg_mask=batch["ecg_mask"].to(device),
-                            pad_token_id=model.tokenizer.pad_token_id, eos_token_id=model.tokenizer.eos_token_id,
-                            **settings.generate_kwargs())
-    return " ".join(model.tokenizer.decode(tokens[0], skip_special_tokens=True).split())
+    return generate_batch(model, batch, settings)[0]
