@@ -124,3 +124,13 @@ def test_nonfinite_loss_stops_with_a_debug_checkpoint(tmp_path, prepared_100hz):
         train(recipe, progress=False)
     saved = list((tmp_path / "run" / "checkpoints-nonfinite").glob("step-*/COMPLETE"))
     assert saved, err.value
+
+
+def test_length_grouped_training_uses_token_lengths_without_reading_signals(tmp_path, prepared_100hz):
+    from meit.training.setup import build_model, build_split_dataset
+
+    recipe = _recipe(tmp_path, prepared_100hz, "data.group_by_length=true", "train.max_steps=3")
+    model = build_model(recipe)
+    dataset = build_split_dataset(recipe, model, "train")
+    assert dataset.token_lengths() == [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
+    assert train(recipe, progress=False).steps == 3

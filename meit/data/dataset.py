@@ -114,16 +114,23 @@ class EcgReportDataset(Dataset):
             )
         ]
 
+    def _encode(self, record_id: str, report: str) -> EncodedExample:
+        instruction = self.instruction_for(record_id)
+        prompt = self._prompts.get(instruction)
+        if prompt is None:
+            prompt = self._prompts[instruction] = encode_prompt(self.tokenizer, self.fmt, instruction)
+        return encode_example(self.tokenizer, self.fmt, instruction, report, prompt) if self.with_report else prompt
+
+    def token_lengths(self) -> list[int]:
+        """Each example's token count, from the id and report columns only (no signal is read)."""
+        return [len(self._encode(str(i), str(r))) for i, r in zip(self.split["id"], self.split["report"], strict=True)]
+
     def _example(self, record_id: str, signal: np.ndarray, fs: int, report: str) -> dict[str, Any]:
         signal = np.asarray(signal, dtype=np.float32)
         if self.perturb is not None:
             signal = self.perturb(signal, fs, record_id)
         ecg = self.transform(signal)
-        instruction = self.instruction_for(record_id)
-        prompt = self._prompts.get(instruction)
-        if prompt is None:
-            prompt = self._prompts[instruction] = encode_prompt(self.tokenizer, self.fmt, instruction)
-        encoded = encode_example(self.tokenizer, self.fmt, instruction, report, prompt) if self.with_report else prompt
+        encoded = self._encode(record_id, report)
         return {
             "id": record_id,
             "report": report,

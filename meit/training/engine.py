@@ -54,8 +54,7 @@ def _loader(dataset: Any, recipe: Recipe, collator: EcgCollator, shuffle: bool, 
     generator = torch.Generator().manual_seed(recipe.seed)
     sampler = None
     if shuffle and recipe.data.group_by_length:
-        lengths = [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
-        sampler = LengthGroupedSampler(lengths, batch_size, seed=recipe.seed)
+        sampler = LengthGroupedSampler(dataset.token_lengths(), batch_size, seed=recipe.seed)
         shuffle = False
     return DataLoader(
         dataset,
