@@ -15,6 +15,7 @@ from typing import Any
 
 from meit.config import Recipe, load_recipe
 from meit.errors import ConfigError
+from meit.evaluation.runner import scalar_metrics
 
 log = logging.getLogger(__name__)
 
@@ -84,16 +85,12 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
     return summary
 
 
-def _scores(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}
-
-
 def _write_summary(out: Path, recipe: Recipe, trained: dict[str, Any], untrained: dict[str, Any], result: Any,
                    timings: dict[str, float]) -> dict[str, Any]:
     summary = {
-        **_scores(trained),
-        "untrained": _scores(untrained),
-        "trained": _scores(trained),
+        **scalar_metrics(trained),
+        "untrained": scalar_metrics(untrained),
+        "trained": scalar_metrics(trained),
         "train": {"steps": result.steps, "first_loss": result.losses[0] if result.losses else None,
                   "last_loss": result.losses[-1] if result.losses else None},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -113,7 +110,7 @@ def _write_report(out: Path, recipe: Recipe, model: Any, summary: dict[str, Any]
     first = predictions[0]
     split = get_split(load_prepared(recipe.data.path), recipe.eval.split).with_format("numpy", columns=["ecg"],
                                                                                        output_all_columns=True)
-    row = next(split[i] for i in range(len(split)) if str(split[i]["id"]) == first["id"])
+    row = split[[str(i) for i in split["id"]].index(first["id"])]  # search the id column, not every row
     figure = plot_ecg_with_reports(np.asarray(row["ecg"]), int(row["fs"]), first["reference"], first["prediction"],
                                    out / "figures" / "example_ecg.png", title=f"test record {first['id']}")
     table = metrics_table({"untrained (0 steps)": summary["untrained"], "trained": summary["trained"]})

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from meit.bench.suite import Suite, SuiteEntry, resolve_path
-from meit.config import Recipe, load_recipe
+from meit.config import Recipe, dump_recipe, load_recipe
 from meit.tables import write_csv
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,6 @@ def emit_jobs(suite: Suite, suite_dir: Path, launcher: str) -> list[Path]:
         recipe = entry_recipe(suite, entry, suite_dir, data_path)
         out = Path(recipe.output_dir)
         recipe_file = jobs_dir / f"{entry.name}.yaml"
-        from meit.config import dump_recipe
-
         recipe_file.write_text(dump_recipe(recipe))
         script = jobs_dir / f"{entry.name}.sh"
         script.write_text(

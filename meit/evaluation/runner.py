@@ -96,15 +96,15 @@ def evaluate_robustness(model: Any, recipe: Recipe, out_dir: str | Path, specs: 
     out = Path(out_dir)
     rows = []
     if clean is not None:
-        rows.append({"perturbation": "clean", "level": 0.0, **_numbers(clean)})
+        rows.append({"perturbation": "clean", "level": 0.0, **scalar_metrics(clean)})
     for spec in specs:
         metrics = evaluate_model(model, recipe, out / "robustness" / spec.label, data_path=data_path, split=split,
                                  checkpoint=checkpoint, progress=progress, label=spec.label, perturb=spec)
-        rows.append({"perturbation": spec.name, "level": spec.level, **_numbers(metrics)})
+        rows.append({"perturbation": spec.name, "level": spec.level, **scalar_metrics(metrics)})
     write_robustness(rows, out)
     return rows
 
 
-def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The scalar metrics (drops provenance and the per-finding clinical table)."""
     return {k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)}

@@ -72,13 +72,19 @@ def make_transform(model: Any, source_fs: int) -> Any:
     )
 
 
+def _data_path(recipe: Recipe, override: str | None = None) -> str:
+    path = override or recipe.data.path
+    if not path:
+        raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
+    return path
+
+
 def check_data(recipe: Recipe, splits: list[str]) -> None:
     """Fail before the (slow) model build when the dataset or a needed split is missing."""
-    if not recipe.data.path:
-        raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
-    dataset = load_prepared(recipe.data.path)
+    path = _data_path(recipe)
+    dataset = load_prepared(path)
     for name in splits:
-        get_split(dataset, name, recipe.data.path)
+        get_split(dataset, name, path)
 
 
 def build_split_dataset(
@@ -92,9 +98,7 @@ def build_split_dataset(
     data_path: str | None = None,
     perturb: Any = None,
 ) -> EcgReportDataset:
-    path = data_path or recipe.data.path
-    if not path:
-        raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
+    path = _data_path(recipe, data_path)
     dataset = load_prepared(path)
     split = get_split(dataset, split_name, path)
     if len(split) == 0:
