@@ -73,12 +73,12 @@ def save_checkpoint(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
         tmp / "training_state.pt",
     )
-    (tmp / "progress.json").write_text(json.dumps({**progress, "step": step}, indent=2))
-    return publish(tmp, final, keep_last)
+    return publish(tmp, final, {**progress, "step": step}, keep_last)
 
 
-def publish(tmp: Path, final: Path, keep_last: int | None) -> Path:
-    """Mark ``tmp`` complete, flush it, rename it to ``final`` and prune older complete checkpoints."""
+def publish(tmp: Path, final: Path, progress: dict[str, Any], keep_last: int | None) -> Path:
+    """Write the progress, mark ``tmp`` complete, flush it, rename it to ``final``, prune older checkpoints."""
+    (tmp / "progress.json").write_text(json.dumps(progress, indent=2))
     (tmp / COMPLETE_MARKER).write_text("ok\n")
     for file in tmp.rglob("*"):
         if file.is_file():

@@ -32,8 +32,7 @@ def save_sharded_checkpoint(root: Path, step: int, accelerator: Any, progress: d
     accelerator.save_state(str(tmp), exclude_frozen_parameters=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / "progress.json").write_text(json.dumps({**progress, "step": step}, indent=2))
-        publish(tmp, final, keep_last)
+        publish(tmp, final, {**progress, "step": step}, keep_last)
     accelerator.wait_for_everyone()
     return final
 
