@@ -62,9 +62,6 @@ def _sha256(path: Path) -> str:
 def format_table(result: dict[str, Any]) -> str:
     """A small two-column table of the headline numbers."""
     rows = [(k, v) for k, v in result.items() if isinstance(v, float)]
-    clinical = result.get("clinical")
-    if clinical:
-        rows += [(f"clinical_{k}", clinical[k]) for k in ("micro_f1", "macro_f1") if k in clinical]
     width = max((len(k) for k, _ in rows), default=6)
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
     lines += [f"{k:<{width}}  {v:.4f}" for k, v in rows]
@@ -76,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from meit import __version__
     from meit.errors import DataError
     from meit.evaluation.io import read_predictions
-    from meit.evaluation.metrics import compute_metrics
+    from meit.evaluation.scoring import score_reports
 
     data = read_predictions(args.predictions)
     for err in data.errors[:10]:
@@ -86,13 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if not data.records:
         raise DataError(f"{args.predictions}: no valid lines to score ({len(data.errors)} bad)")
     preds, refs = data.predictions(), data.references()
-    result: dict[str, Any] = dict(
-        compute_metrics(preds, refs, meteor=not args.no_meteor, bertscore=args.bertscore, rouge12=True)
-    )
-    if args.clinical:
-        from meit.evaluation.clinical import clinical_scores
-
-        result["clinical"] = clinical_scores(preds, refs)
+    result = score_reports(preds, refs, meteor=not args.no_meteor, bertscore=args.bertscore, clinical=args.clinical)
     result["bad_lines"] = len(data.errors)
     result["bad_line_details"] = [
         {"line": e.line, "error": e.message} for e in data.errors[:MAX_LISTED_ERRORS]

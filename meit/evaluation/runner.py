@@ -24,16 +24,10 @@ def decoding_from(cfg: EvalConfig, seed: int) -> DecodingSettings:
 
 def score_rows(rows: list[dict[str, str]], cfg: EvalConfig) -> dict[str, Any]:
     """Corpus-level text metrics plus clinical finding accuracy (micro/macro P/R/F1)."""
-    from meit.evaluation.clinical import clinical_scores
-    from meit.evaluation.metrics import compute_metrics
+    from meit.evaluation.scoring import score_reports
 
-    predictions = {row["id"]: row["prediction"] for row in rows}
-    references = {row["id"]: row["reference"] for row in rows}
-    metrics: dict[str, Any] = compute_metrics(predictions, references, meteor=cfg.meteor, bertscore=cfg.bertscore)
-    clinical = clinical_scores(predictions, references)
-    metrics.update({f"clinical_{k}": v for k, v in clinical.items() if k.startswith(("micro_", "macro_"))})
-    metrics["clinical"] = clinical
-    return metrics
+    return score_reports({row["id"]: row["prediction"] for row in rows},
+                         {row["id"]: row["reference"] for row in rows}, meteor=cfg.meteor, bertscore=cfg.bertscore)
 
 
 def evaluate_model(
