@@ -6,7 +6,6 @@ decides the prompt. Both are applied here, at load time, never baked into the st
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,16 +45,6 @@ def get_split(dataset: Any, name: str, root: str | Path = "") -> Any:
     if name not in dataset:
         raise DataError(f"prepared dataset {root} has no split '{name}'; it has {sorted(dataset.keys())}")
     return dataset[name]
-
-
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    file = Path(path) / "manifest.json"
-    if not file.is_file():
-        return {}
-    try:
-        return json.loads(file.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{file} is not valid JSON: {err}") from err
 
 
 def dataset_fs(split: Any, root: str | Path = "") -> int:

@@ -12,8 +12,8 @@ from typing import Any, Literal
 from meit.errors import ModelError
 
 IGNORE_INDEX = -100
-PLAIN_USER = "<|user|>\n"
-PLAIN_ASSISTANT = "\n<|assistant|>\n"
+#: MEIT's prompt for base models (the report follows, then the EOS token)
+PLAIN_TEMPLATE = "<|user|>\n{instruction}\n<|assistant|>\n"
 _MARKER = "\u2063ECG\u2063"  # invisible separators: never in an instruction
 
 
@@ -61,7 +61,7 @@ def _prompt_halves(tokenizer: Any, fmt: PromptFormat, instruction: str) -> tuple
             [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
         )
     else:
-        text = f"{PLAIN_USER}{user}{PLAIN_ASSISTANT}"
+        text = PLAIN_TEMPLATE.format(instruction=user)
     if fmt.placement == "inline":
         before, _, after = text.partition(_MARKER)
         return before, after

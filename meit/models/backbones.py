@@ -19,13 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from meit.data.prompts import PLAIN_TEMPLATE  # noqa: F401  (re-exported: the registry's plain template)
 from meit.errors import ModelError, OfflineError
 from meit.paths import hub_offline
 
 Template = Literal["chat", "plain"]
 
-#: MEIT's prompt for base models (the response follows, then the EOS token).
-PLAIN_TEMPLATE = "<|user|>\n{instruction}\n<|assistant|>\n"
 
 _LLAMA_STYLE_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
