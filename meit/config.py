@@ -7,8 +7,9 @@ which key, what was given and what would be right.
 from __future__ import annotations
 
 import difflib
+import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -126,6 +127,8 @@ class EvalConfig(_Section):
 
 
 class Recipe(_Section):
+    """An instruction-tuning run (``meit train`` / ``meit eval``)."""
+
     output_dir: str = "runs/meit"
     seed: int = 42
     data: DataConfig = Field(default_factory=DataConfig)
@@ -137,8 +140,11 @@ class Recipe(_Section):
 # ---------------------------------------------------------------------------------------------
 # loading, overrides, errors
 
+SchemaT = TypeVar("SchemaT", bound=BaseModel)
 
-def _valid_keys(model_cls: type[BaseModel], prefix: str = "") -> list[str]:
+
+@functools.cache
+def _valid_keys(model_cls: type[BaseModel], prefix: str = "") -> tuple[str, ...]:
     keys: list[str] = []
     for name, field in model_cls.model_fields.items():
         dotted = f"{prefix}{name}"
@@ -146,24 +152,24 @@ def _valid_keys(model_cls: type[BaseModel], prefix: str = "") -> list[str]:
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys.extend(_valid_keys(annotation, dotted + "."))
-    return keys
+    return tuple(keys)
 
 
 VALID_KEYS: tuple[str, ...] = tuple(_valid_keys(Recipe))
 
 
-def closest_key(key: str) -> str | None:
-    """The valid recipe key that most resembles ``key`` (for 'did you mean')."""
-    leaf_matches = difflib.get_close_matches(key, VALID_KEYS, n=1, cutoff=0.5)
-    return leaf_matches[0] if leaf_matches else None
+def closest_key(key: str, schema: type[BaseModel] = Recipe) -> str | None:
+    """The valid key of ``schema`` that most resembles ``key`` (for 'did you mean')."""
+    matches = difflib.get_close_matches(key, _valid_keys(schema), n=1, cutoff=0.5)
+    return matches[0] if matches else None
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
+def _format_validation_error(err: ValidationError, source: str, schema: type[BaseModel]) -> str:
     lines = [f"invalid recipe ({source}):"]
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"])
         if item["type"] == "extra_forbidden":
-            hint = closest_key(key)
+            hint = closest_key(key, schema)
             suggestion = f"; did you mean '{hint}'?" if hint else ""
             lines.append(f"  unknown key '{key}'{suggestion}")
         else:
@@ -186,12 +192,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(data: dict[str, Any], overrides: list[str], schema: type[BaseModel] = Recipe) -> dict[str, Any]:
+    valid = _valid_keys(schema)
     for text in overrides:
         path, value = parse_override(text)
         dotted = ".".join(path)
-        if dotted not in VALID_KEYS:
-            hint = closest_key(dotted)
+        if dotted not in valid:
+            hint = closest_key(dotted, schema)
             suggestion = f"; did you mean '{hint}'?" if hint else ""
             raise ConfigError(f"unknown key '{dotted}' in override '{text}'{suggestion}")
         node = data
@@ -205,8 +212,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
-def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
-    """Read a YAML recipe (or the defaults when ``path`` is None) and apply overrides."""
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None,
+                schema: type[SchemaT] = Recipe) -> SchemaT:  # type: ignore[assignment]
+    """Read a YAML recipe (or the defaults when ``path`` is None), apply overrides, validate against ``schema``."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -223,12 +231,12 @@ def load_recipe(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(loaded, dict):
             raise ConfigError(f"recipe {file} must be a mapping of sections, got {type(loaded).__name__}")
         data = loaded
-    data = apply_overrides(data, list(overrides or []))
+    data = apply_overrides(data, list(overrides or []), schema)
     try:
-        return Recipe.model_validate(data)
+        return schema.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(_format_validation_error(err, source)) from None
+        raise ConfigError(_format_validation_error(err, source, schema)) from None
 
 
-def dump_recipe(recipe: Recipe) -> str:
+def dump_recipe(recipe: BaseModel) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

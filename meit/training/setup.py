@@ -31,7 +31,7 @@ def build_accelerator(recipe: Recipe) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, ProjectConfiguration, set_seed
 
-    from meit.training.engine import check_world_size
+    from meit.training.loop import check_world_size
 
     on_cpu = not torch.cuda.is_available()
     handlers = []

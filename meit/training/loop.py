@@ -1,0 +1,245 @@
+"""The optimisation loop every meit job shares (instruction tuning and encoder pretraining).
+
+What is specific to a job — how a batch becomes a loss, what to evaluate, how to explain a failure —
+comes in as a :class:`LoopTask`; everything else lives here once: accumulation, clipping, the
+scheduler stepped only when gradients sync, checkpoints (single-file or DeepSpeed-sharded), exact
+resume (restore state, then skip the batches already seen in the epoch), the non-finite-loss stop,
+the progress bar with ETA, the JSONL log and accelerate's trackers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from meit.errors import ConfigError, TrainingError
+from meit.training.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
+from meit.training.logs import JsonlLog
+from meit.training.sharded_checkpoint import (
+    load_sharded_checkpoint,
+    save_final_gathered,
+    save_sharded_checkpoint,
+    uses_sharded_state,
+)
+
+log = logging.getLogger(__name__)
+
+
+class LoopTask(Protocol):
+    """The job-specific parts of a training run."""
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
+        """The scalar loss of one micro-batch (the same value on every process)."""
+
+    def evaluate(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
+        """Extra figures for the log every ``eval_every`` steps (all processes call it)."""
+
+    def failure_context(self, batch: Any, step: int) -> contextlib.AbstractContextManager[None]:
+        """Wraps forward/backward, e.g. to turn an out-of-memory error into advice."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    output_dir: Path
+    total_steps: int
+    seed: int
+    samples_per_step: int
+    max_grad_norm: float | None = 1.0
+    save_every: int | None = None
+    keep_last: int = 2
+    resume: str | None = None
+    log_every: int = 10
+    eval_every: int | None = None
+    desc: str = "train"
+
+
+@dataclass
+class LoopResult:
+    steps: int
+    losses: list[float] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_loop(
+    accelerator: Any,
+    model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    train_loader: Any,
+    settings: LoopSettings,
+    task: LoopTask,
+    *,
+    progress: bool = True,
+) -> LoopResult:
+    """Optimise ``model`` (already passed through ``accelerator.prepare``) for ``settings.total_steps``."""
+    output_dir = settings.output_dir
+    is_main = accelerator.is_main_process
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    jsonl = JsonlLog(output_dir / "logs" / "train.jsonl", enabled=is_main)
+
+    step, epoch, batch_in_epoch = 0, 0, 0
+    resume_from = find_resume_checkpoint(output_dir, settings.resume)
+    if resume_from is not None:
+        if uses_sharded_state(accelerator):
+            saved = load_sharded_checkpoint(resume_from, accelerator)
+        else:
+            saved = load_checkpoint(resume_from, accelerator.unwrap_model(model), optimizer, scheduler)
+        step, epoch, batch_in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
+        log.info("resumed from %s (step %d, epoch %d, batch %d)", resume_from, step, epoch, batch_in_epoch)
+
+    def save(name_suffix: str = "") -> Path:
+        return save_training_state(output_dir, step, model, optimizer, scheduler, accelerator,
+                                   {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "seed": settings.seed},
+                                   None if name_suffix else settings.keep_last, name_suffix)
+
+    result = LoopResult(steps=step)
+    first_step = step
+    total = settings.total_steps
+    bar = tqdm(total=total, initial=step, disable=not (progress and is_main), desc=settings.desc, unit="step")
+    started = time.time()
+    running: list[float] = []
+    model.train()
+    while step < total:
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        loader = accelerator.skip_first_batches(train_loader, batch_in_epoch) if batch_in_epoch else train_loader
+        for batch in loader:
+            with accelerator.accumulate(model), task.failure_context(batch, step):
+                loss = task.loss(model, batch)
+                if not torch.isfinite(loss.detach()):
+                    path = save("nonfinite")
+                    raise TrainingError(
+                        f"loss became {loss.item()} at step {step + 1} (epoch {epoch}, batch {batch_in_epoch}); "
+                        f"state saved for debugging in {path}. Lower the learning rate, or check the data for "
+                        "extreme values."
+                    )
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and settings.max_grad_norm:
+                    accelerator.clip_grad_norm_(trainable, settings.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            batch_in_epoch += 1
+            running.append(float(loss.detach()))
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            mean_loss = float(accelerator.reduce(torch.tensor(sum(running) / len(running),
+                                                              device=accelerator.device), "mean"))
+            running.clear()
+            result.losses.append(mean_loss)
+            lr = scheduler.get_last_lr()[0]
+            rate = settings.samples_per_step * (step - first_step) / max(time.time() - started, 1e-9)
+            bar.update(1)
+            bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
+            record: dict[str, Any] = {"step": step, "epoch": epoch, "loss": mean_loss, "lr": lr, "samples_per_s": rate}
+            evaluated = bool(settings.eval_every and step % settings.eval_every == 0)
+            if evaluated:
+                figures = task.evaluate(model, step)
+                model.train()
+                record.update(figures)
+                result.evaluations.append({"step": step, **figures})
+            if step % settings.log_every == 0 or step == total or evaluated:
+                jsonl.write(record)
+                accelerator.log({k: v for k, v in record.items() if isinstance(v, int | float) and k != "step"},
+                                step=step)
+            if settings.save_every and step % settings.save_every == 0:
+                save()
+                _maybe_inject_crash(step)
+            if step >= total:
+                break
+        else:
+            epoch += 1
+            batch_in_epoch = 0
+            continue
+        break
+    bar.close()
+    result.steps = step
+    result.seconds = time.time() - started
+    return result
+
+
+def save_training_state(output_dir: Path, step: int, model: Any, optimizer: Any, scheduler: Any, accelerator: Any,
+                        progress: dict[str, Any], keep_last: int | None, name_suffix: str = "") -> Path:
+    """A resumable checkpoint under ``OUTPUT_DIR/checkpoints[-suffix]/step-<N>``."""
+    root = output_dir / ("checkpoints" if not name_suffix else f"checkpoints-{name_suffix}")
+    path = root / f"step-{step}"
+    if uses_sharded_state(accelerator):
+        return save_sharded_checkpoint(root, step, accelerator, progress, keep_last)
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        path = save_checkpoint(root, step, accelerator.unwrap_model(model), optimizer, scheduler, progress,
+                               keep_last=keep_last)
+    accelerator.wait_for_everyone()
+    return path
+
+
+def save_final(model: Any, accelerator: Any, final_dir: Path) -> None:
+    """``save_pretrained`` of the unwrapped model, gathering ZeRO-3 partitions first."""
+    accelerator.wait_for_everyone()
+    if is_zero3(accelerator):
+        save_final_gathered(model, accelerator, final_dir)
+    elif accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(final_dir)
+    accelerator.wait_for_everyone()
+
+
+def is_zero3(accelerator: Any) -> bool:
+    plugin = getattr(accelerator.state, "deepspeed_plugin", None)
+    return uses_sharded_state(accelerator) and plugin is not None and plugin.zero_stage == 3
+
+
+def flat_config(config: Any) -> dict[str, Any]:
+    """A pydantic recipe as ``{"section.key": scalar}`` for trackers (which want flat hyperparameters)."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}{key}.", value)
+        else:
+            flat[prefix.rstrip(".")] = node if isinstance(node, int | float | str | bool) else str(node)
+
+    walk("", config.model_dump(mode="json"))
+    return flat
+
+
+@contextlib.contextmanager
+def explain_oom(advice: str, what: str, step: int) -> Iterator[None]:
+    """Turn an out-of-memory failure into an error that says what to change."""
+    try:
+        yield
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        text = str(err)
+        if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in text:
+            raise
+        raise TrainingError(f"out of memory at step {step + 1} with {what}. {advice}") from err
+
+
+def _maybe_inject_crash(step: int) -> None:
+    """Fault injection for resume tests: ``MEIT_CRASH_AFTER_CHECKPOINT=N`` SIGKILLs the run after step N's save."""
+    target = os.environ.get("MEIT_CRASH_AFTER_CHECKPOINT")
+    if target is not None and int(target) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def check_world_size(num_processes: int) -> None:
+    """Refuse the silent trap of N independent single-process runs under a distributed launcher."""
+    world = os.environ.get("WORLD_SIZE")
+    if world is not None and int(world) != num_processes:
+        raise ConfigError(
+            f"WORLD_SIZE={world} but accelerate runs {num_processes} process(es): on CPU launch with "
+            "ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N … (see README)"
+        )
