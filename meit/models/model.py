@@ -17,7 +17,15 @@ import meit
 from meit.config import ModelConfig
 from meit.errors import ConfigError, DataError, ModelError
 from meit.models.backbones import BackboneSpec, resolve_backbone
-from meit.models.encoders import ECGEncoder, EncoderContract, build_encoder, load_encoder_checkpoint
+from meit.models.encoders import (
+    ECGEncoder,
+    EncoderArtifactMeta,
+    EncoderContract,
+    build_encoder,
+    load_encoder_checkpoint,
+    read_encoder_metadata,
+)
+from meit.models.encoders.artifact import contract_overrides
 from meit.models.fusion import KVSlotFusion, splice_prefix
 from meit.models.loading import apply_lora, load_llm, load_tokenizer, quiet_peft_warnings, source_folder
 from meit.models.projectors import build_projector
@@ -32,6 +40,40 @@ LLM_DIR = "llm"
 
 #: the token the tiny tokenizers reserve for ECG positions
 _ECG_TOKEN = "<ecg>"
+
+#: ``model.encoder=auto``: take the encoder named by the ``model.encoder_checkpoint`` artifact
+AUTO_ENCODER = "auto"
+
+
+def _adopt_encoder_artifact(cfg: ModelConfig, meta: EncoderArtifactMeta) -> ModelConfig:
+    """``cfg`` with the artifact's encoder name and contract; raise on any explicitly set key that differs.
+
+    "Explicit" means present in the recipe or on the command line (pydantic's ``model_fields_set``); keys
+    left unset (and ``model.encoder=auto``) take the artifact's values. The returned config names the
+    resolved encoder, so a saved model reloads without the artifact.
+    """
+    given = cfg.model_fields_set
+    c = meta.contract
+    if c.leads != 12:
+        raise ModelError(f"encoder checkpoint {meta.directory} expects {c.leads} leads; meit feeds 12-lead ECGs")
+    conflicts = []
+    if "encoder" in given and cfg.encoder not in (AUTO_ENCODER, meta.encoder):
+        conflicts.append(f"model.encoder={cfg.encoder} (checkpoint: {meta.encoder})")
+    if cfg.encoder_fs is not None and cfg.encoder_fs != c.fs:
+        conflicts.append(f"model.encoder_fs={cfg.encoder_fs} (checkpoint: {c.fs})")
+    if cfg.encoder_seconds is not None and float(cfg.encoder_seconds) != float(c.seconds):
+        conflicts.append(f"model.encoder_seconds={cfg.encoder_seconds:g} (checkpoint: {c.seconds:g})")
+    if "normalisation" in given and cfg.normalisation != c.normalisation:
+        conflicts.append(f"model.normalisation={cfg.normalisation} (checkpoint: {c.normalisation})")
+    if conflicts:
+        raise ModelError(
+            f"model.encoder_checkpoint={meta.directory} holds encoder '{meta.encoder}' trained for {c.describe()}, "
+            f"but the recipe sets {', '.join(conflicts)}. Set {contract_overrides(meta.encoder, c)} (or remove "
+            f"those keys, or use model.encoder={AUTO_ENCODER}). To run the weights under another contract on "
+            f"purpose, point model.encoder_checkpoint at {meta.weights} (no contract check)."
+        )
+    return cfg.model_copy(update={"encoder": meta.encoder, "encoder_fs": c.fs, "encoder_seconds": c.seconds,
+                                  "normalisation": c.normalisation})
 
 
 def _is_peft(model: nn.Module) -> bool:
@@ -129,6 +171,17 @@ class MeitModel(nn.Module):
                 f"model.quantization={cfg.quantization} needs LoRA (QLoRA): a quantised base cannot be fully "
                 "fine-tuned; set model.lora.enabled=true or model.quantization=none"
             )
+        # an encoder artifact folder decides the encoder and its contract (explicit conflicts are errors)
+        artifact = read_encoder_metadata(cfg.encoder_checkpoint) if cfg.encoder_checkpoint else None
+        encoder_kwargs: dict[str, Any] = {}
+        if artifact is not None:
+            cfg = _adopt_encoder_artifact(cfg, artifact)
+            encoder_kwargs = dict(artifact.kwargs)
+        elif cfg.encoder == AUTO_ENCODER:
+            raise ConfigError(
+                f"model.encoder={AUTO_ENCODER} takes the encoder from model.encoder_checkpoint, which must then be "
+                f"an encoder artifact folder (with encoder.json); got {cfg.encoder_checkpoint!r}"
+            )
         contract = EncoderContract(
             leads=12, fs=int(cfg.encoder_fs or data_fs), seconds=float(cfg.encoder_seconds or data_seconds),
             normalisation=cfg.normalisation,
@@ -138,7 +191,7 @@ class MeitModel(nn.Module):
         llm = load_llm(spec, cfg, folder)
         if cfg.lora.enabled:
             llm = apply_lora(llm, spec, cfg)
-        encoder = build_encoder(cfg.encoder, contract)
+        encoder = build_encoder(cfg.encoder, contract, **encoder_kwargs)
         if cfg.encoder_checkpoint:
             load_encoder_checkpoint(encoder, cfg.encoder_checkpoint)
         hf = llm.get_base_model() if _is_peft(llm) else llm

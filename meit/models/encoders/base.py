@@ -76,3 +76,7 @@ class ECGEncoder(nn.Module):
 
     def forward(self, ecg: torch.Tensor, pooled: bool = False) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError
+
+    def encode(self, ecg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Time tokens ``[B, N, C]`` and the pooled vector ``[B, C]``; encoders override this to share one pass."""
+        return self(ecg), self(ecg, pooled=True)[:, 0]

@@ -114,6 +114,10 @@ class ResNet1d(ECGEncoder):
             return x.mean(dim=-1, keepdim=True).transpose(1, 2)
         return x.transpose(1, 2)
 
+    def encode(self, ecg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self(ecg)
+        return tokens, tokens.mean(dim=1)
+
 
 def resnet1d_18(contract: EncoderContract, **kw) -> ResNet1d:
     return ResNet1d(contract, BasicBlock1d, (2, 2, 2, 2), **kw)

@@ -44,11 +44,18 @@ class ViT1d(ECGEncoder):
         nn.init.trunc_normal_(self.pos, std=0.02)
         nn.init.trunc_normal_(self.cls, std=0.02)
 
-    def forward(self, ecg: torch.Tensor, pooled: bool = False) -> torch.Tensor:
+    def _all_tokens(self, ecg: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(ecg[..., : self.num_patches * self.patch]).transpose(1, 2)  # [B, P, D]
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
-        x = self.norm(self.blocks(x))
+        return self.norm(self.blocks(x))
+
+    def forward(self, ecg: torch.Tensor, pooled: bool = False) -> torch.Tensor:
+        x = self._all_tokens(ecg)
         return x[:, :1] if pooled else x[:, 1:]
+
+    def encode(self, ecg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self._all_tokens(ecg)
+        return x[:, 1:], x[:, 0]
 
 
 def vit1d_tiny(contract: EncoderContract, **kw) -> ViT1d:

@@ -1,0 +1,260 @@
+"""The encoder artifact shared by the whole project: a folder any encoder producer writes and the model reads.
+
+``DIR/encoder.safetensors`` holds the encoder's state dict (keys without prefix); ``DIR/encoder.json``::
+
+    {"format": "meit-encoder", "version": 1, "encoder": "<registry name>",
+     "contract": {"leads": 12, "fs": 500, "seconds": 10.0, "normalisation": "minmax"},
+     "kwargs": {...builder kwargs...}, "source": {...free-form provenance...}}
+
+The contract is the input the weights were trained for; loading checks it (see ``load_encoder_checkpoint``)
+so weights are never silently fed data at another rate, length or scaling. Also here: the one safe reader
+of weight files (safetensors, or ``torch.load(weights_only=True)`` — never a full unpickle).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from meit.errors import ModelError
+from meit.models.encoders.base import EncoderContract
+
+ARTIFACT_FORMAT = "meit-encoder"
+ARTIFACT_VERSION = 1
+META_FILE = "encoder.json"
+WEIGHTS_FILE = "encoder.safetensors"
+NORMALISATIONS = ("zscore", "minmax", "none")
+
+
+@dataclass(frozen=True)
+class EncoderArtifactMeta:
+    """What ``encoder.json`` says, validated."""
+
+    directory: Path
+    encoder: str
+    contract: EncoderContract
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    version: int = ARTIFACT_VERSION
+
+    @property
+    def weights(self) -> Path:
+        return self.directory / WEIGHTS_FILE
+
+
+# --------------------------------------------------------------------------------------------- contract
+
+
+def _contract_problems(data: Any) -> list[str]:
+    """Field-level problems of a contract mapping (empty when valid)."""
+    if not isinstance(data, Mapping):
+        return [f"'contract' must be an object with leads, fs, seconds, normalisation; got {type(data).__name__}"]
+    problems = []
+    for key, kind in (("leads", int), ("fs", int)):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+            problems.append(f"'contract.{key}' must be a positive integer, got {value!r}")
+    seconds = data.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+        problems.append(f"'contract.seconds' must be a positive number, got {seconds!r}")
+    if data.get("normalisation") not in NORMALISATIONS:
+        problems.append(f"'contract.normalisation' must be one of {NORMALISATIONS}, got {data.get('normalisation')!r}")
+    return problems
+
+
+def contract_overrides(name: str, contract: EncoderContract) -> str:
+    """The recipe overrides that select ``name`` under ``contract`` (for error messages and hints)."""
+    return (f"model.encoder={name} model.encoder_fs={contract.fs} model.encoder_seconds={contract.seconds:g} "
+            f"model.normalisation={contract.normalisation}")
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+def _state_of(encoder_or_state_dict: nn.Module | Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    items = (encoder_or_state_dict.state_dict() if isinstance(encoder_or_state_dict, nn.Module)
+             else encoder_or_state_dict)
+    state: dict[str, torch.Tensor] = {}
+    for key, value in items.items():
+        if not isinstance(value, torch.Tensor):
+            raise ModelError(f"encoder state dict entry '{key}' is a {type(value).__name__}, not a tensor")
+        # clone: safetensors refuses tensors that share storage
+        state[key] = value.detach().to("cpu").contiguous().clone()
+    if not state:
+        raise ModelError("encoder state dict is empty: nothing to write")
+    return state
+
+
+def write_encoder_artifact(
+    directory: str | Path,
+    encoder_name: str,
+    encoder_or_state_dict: nn.Module | Mapping[str, torch.Tensor],
+    contract: EncoderContract,
+    kwargs: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write an encoder artifact to ``directory`` atomically (temp folder, then rename); returns its path.
+
+    ``directory`` may exist only empty or as a previous encoder artifact (which is replaced), so a typo
+    can never clobber an unrelated folder.
+    """
+    from safetensors.torch import save_file
+
+    from meit.models.encoders import ENCODERS  # late: the registry imports this module
+
+    if encoder_name not in ENCODERS:
+        raise ModelError(f"cannot write an encoder artifact for unknown encoder '{encoder_name}' "
+                         f"(known: {', '.join(ENCODERS)})")
+    problems = _contract_problems(contract.to_dict())
+    if problems:
+        raise ModelError(f"invalid encoder contract: {'; '.join(problems)}")
+    meta = {
+        "format": ARTIFACT_FORMAT,
+        "version": ARTIFACT_VERSION,
+        "encoder": encoder_name,
+        "contract": contract.to_dict(),
+        "kwargs": dict(kwargs or {}),
+        "source": dict(source or {}),
+    }
+    try:
+        text = json.dumps(meta, indent=2, sort_keys=False, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as err:
+        raise ModelError(f"encoder.json: kwargs and source must be plain JSON values ({err})") from err
+    state = _state_of(encoder_or_state_dict)
+
+    out = Path(directory).expanduser()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / META_FILE).is_file())):
+        raise ModelError(f"{out} exists and is not an encoder artifact: choose a new or empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": ARTIFACT_FORMAT, "encoder": encoder_name})
+        (tmp / META_FILE).write_text(text)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def read_encoder_metadata(directory: str | Path) -> EncoderArtifactMeta | None:
+    """``encoder.json`` of ``directory``, validated; None when ``directory`` is not such a folder.
+
+    A folder that has ``encoder.json`` but a broken one raises :class:`ModelError` naming the file and field.
+    """
+    folder = Path(directory).expanduser()
+    file = folder / META_FILE
+    if not folder.is_dir() or not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{file}: not readable JSON ({err})") from err
+    if not isinstance(data, dict):
+        raise ModelError(f"{file}: expected a JSON object, got {type(data).__name__}")
+    if data.get("format") != ARTIFACT_FORMAT:
+        raise ModelError(f"{file}: 'format' must be '{ARTIFACT_FORMAT}', got {data.get('format')!r}")
+    version = data.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelError(f"{file}: 'version' must be a positive integer, got {version!r}")
+    if version > ARTIFACT_VERSION:
+        raise ModelError(f"{file}: 'version' {version} was written by a newer meit (this one reads "
+                         f"{ARTIFACT_VERSION}); upgrade meit")
+    name = data.get("encoder")
+    if not isinstance(name, str) or not name:
+        raise ModelError(f"{file}: 'encoder' must be a registry name such as 'merl-resnet1d-18', got {name!r}")
+    problems = _contract_problems(data.get("contract"))
+    if problems:
+        raise ModelError(f"{file}: {'; '.join(problems)}")
+    for key in ("kwargs", "source"):
+        if not isinstance(data.get(key, {}), dict):
+            raise ModelError(f"{file}: '{key}' must be a JSON object, got {type(data[key]).__name__}")
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise ModelError(f"{folder}: has {META_FILE} but no {WEIGHTS_FILE}")
+    c = data["contract"]
+    contract = EncoderContract(leads=c["leads"], fs=c["fs"], seconds=float(c["seconds"]),
+                               normalisation=c["normalisation"])
+    return EncoderArtifactMeta(directory=folder, encoder=name, contract=contract, kwargs=dict(data.get("kwargs", {})),
+                               source=dict(data.get("source", {})), version=version)
+
+
+def check_artifact_matches(meta: EncoderArtifactMeta, encoder_name: str | None, contract: EncoderContract) -> None:
+    """Raise :class:`ModelError` when the encoder being loaded is not the one the artifact was trained as."""
+    wrong_name = encoder_name is not None and encoder_name != meta.encoder
+    if not wrong_name and contract == meta.contract:
+        return
+    have = f"'{encoder_name}'" if encoder_name else "an encoder"
+    raise ModelError(
+        f"encoder checkpoint {meta.directory} holds '{meta.encoder}' trained for {meta.contract.describe()}, "
+        f"but {have} is being loaded for {contract.describe()}. Set {contract_overrides(meta.encoder, meta.contract)} "
+        f"(or leave those keys unset: MeitModel.build then takes them from {META_FILE}). To use the weights "
+        f"under another contract on purpose, point model.encoder_checkpoint at {meta.weights} (no contract check)."
+    )
+
+
+def state_fit_problems(encoder: nn.Module, state: Mapping[str, torch.Tensor], where: str | Path) -> str | None:
+    """None when ``state`` loads strictly into ``encoder``; otherwise every missing/unexpected/misshaped key."""
+    own = encoder.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} (file {list(state[k].shape)}, encoder {list(own[k].shape)})"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    if not (missing or unexpected or shapes):
+        return None
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:12]) + (f" … ({len(keys)} in all)" if len(keys) > 12 else "")
+
+    parts = [f"{label}: {some(keys)}" for label, keys in
+             (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if keys]
+    return f"{where} does not fit {type(encoder).__name__}: " + "; ".join(parts)
+
+
+def read_state_file(path: str | Path) -> Any:
+    """Read a weights file safely: safetensors, or a torch file with ``weights_only=True`` only.
+
+    A file that needs a full unpickle is refused with instructions to re-save its tensors.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ModelError(f"checkpoint file not found: {file}")
+    if file.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(file))
+        except (SafetensorError, OSError) as err:
+            raise ModelError(f"{file}: not a readable safetensors file ({err})") from err
+    try:
+        return torch.load(str(file), map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError, EOFError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ModelError(
+            f"{file} cannot be read with torch.load(weights_only=True): {first}. meit never unpickles "
+            "arbitrary objects (that can run code). If you trust this file, re-save its tensors once, e.g. "
+            f"python -c \"import torch; c = torch.load('{file}', map_location='cpu', weights_only=False); "
+            "c = c.get('state_dict', c.get('model_state_dict', c)) if isinstance(c, dict) else c.state_dict(); "
+            f"torch.save({{k: v for k, v in c.items() if torch.is_tensor(v)}}, '{file.with_suffix('.clean.pt')}')\" "
+            "and import that file."
+        ) from err
