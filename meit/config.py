@@ -21,6 +21,21 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
 
+def check_bandpass(value: tuple[float | None, float | None] | None) -> tuple[float | None, float | None] | None:
+    """A recipe's ``[low, high]`` band-pass: edges > 0, low < high; ``[null, null]`` means none."""
+    if value is None:
+        return None
+    low, high = value
+    if low is None and high is None:
+        return None
+    for edge in (low, high):
+        if edge is not None and not edge > 0:
+            raise ValueError(f"band-pass edges must be > 0 Hz, got {list(value)}")
+    if low is not None and high is not None and not low < high:
+        raise ValueError(f"band-pass must be [low, high] with low < high, got {list(value)}")
+    return value
+
+
 class LoraConfig(_Section):
     """peft LoRA settings; MEIT's defaults (r=64, alpha=128, dropout 0.1)."""
 
@@ -39,7 +54,17 @@ class ModelConfig(_Section):
     encoder_checkpoint: str | None = None
     encoder_fs: int | None = Field(None, gt=0, description="input rate the encoder expects; default data.fs")
     encoder_seconds: float | None = Field(None, gt=0, description="input length in seconds; default data.seconds")
-    normalisation: Literal["zscore", "minmax", "none"] = "zscore"
+    normalisation: Literal["zscore", "minmax", "zscore_record", "minmax_record", "none"] = Field(
+        "zscore", description="zscore / minmax per lead; zscore_record / minmax_record over the whole record"
+    )
+    notch_hz: float | None = Field(None, gt=0, description="zero-phase notch (Q 30) at this frequency, e.g. 50")
+    bandpass: tuple[float | None, float | None] | None = Field(
+        None, description="[low, high] Hz zero-phase Butterworth band-pass (either edge may be null)"
+    )
+    bandpass_order: int = Field(2, ge=1, le=8, description="Butterworth order of model.bandpass")
+    baseline: Literal["none", "highpass", "median"] = Field(
+        "none", description="baseline removal: 0.5 Hz high-pass or minus a 0.4 s running median"
+    )
     projector: Literal["linear", "mlp", "resampler"] = "mlp"
     fusion: Literal["prefix", "kv"] = "kv"
     num_ecg_tokens: int = Field(1, ge=1, description="ECG tokens for prefix fusion (resampler queries)")
@@ -53,6 +78,11 @@ class ModelConfig(_Section):
     template: Literal["auto", "chat", "plain"] = Field(
         "auto", description="prompt template: the backbone's default, its chat template, or MEIT's plain one"
     )
+
+    @field_validator("bandpass")
+    @classmethod
+    def _check_bandpass(cls, value: tuple[float | None, float | None] | None) -> tuple | None:
+        return check_bandpass(value)
 
     @model_validator(mode="after")
     def _check_fusion(self) -> ModelConfig:

@@ -423,10 +423,14 @@ class MeitModel(nn.Module):
             state[key.replace(".base_layer.", ".")] = value
         return state
 
-    def save_pretrained(self, directory: str | Path, merge_lora: bool = False) -> Path:
+    def save_pretrained(
+        self, directory: str | Path, merge_lora: bool = False, *, state_dict: dict[str, torch.Tensor] | None = None
+    ) -> Path:
         """Write one self-describing folder (safetensors only). See ``docs/models.md``.
 
         ``merge_lora=True`` folds the LoRA update into the base weights and saves a plain LLM.
+        ``state_dict`` (whole tensors under ``self.state_dict()`` names) is saved instead of the live
+        tensors: a trainer whose live parameters are shards (FSDP2) gathers the state and passes it here.
         """
         from safetensors.torch import save_file
 
@@ -439,25 +443,48 @@ class MeitModel(nn.Module):
                 "model.quantization=none (MeitModel.from_pretrained(dir, quantization='none')) and merge that"
             )
         merged = merge_lora and self.lora_state == "adapter"
+        if merged and state_dict is not None:
+            raise ModelError("merge_lora with an explicit state_dict is not supported: save without merging, "
+                             "reload with MeitModel.from_pretrained and merge that")
         lora_state = "merged" if merged else self.lora_state
         include_base = (
             not quantised and (self.backbone.is_tiny or self.lora_state in ("none", "merged") or merged)
         )
+        prefixes = {id(m): f"{name}." for name, m in self.named_modules()}
+
+        def state_of(module: nn.Module) -> dict[str, torch.Tensor]:
+            """``module``'s own state: live, or cut out of ``state_dict``."""
+            if state_dict is None:
+                return _cpu_state(module)
+            prefix = prefixes[id(module)]
+            part = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+            missing = sorted(set(module.state_dict()) - set(part))
+            if missing:
+                raise ModelError(f"save_pretrained: state_dict lacks {len(missing)} tensors of '{prefix[:-1]}', "
+                                 f"e.g. {missing[:3]}")
+            return part
+
         for stale in (ADAPTER_DIR, LLM_DIR):
             if (out / stale).exists():
                 shutil.rmtree(out / stale)
         (out / META_FILE).unlink(missing_ok=True)
 
-        save_file(_cpu_state(self.encoder), str(out / ENCODER_FILE))
-        save_file(_cpu_state(self.projector), str(out / PROJECTOR_FILE))
+        save_file(state_of(self.encoder), str(out / ENCODER_FILE))
+        save_file(state_of(self.projector), str(out / PROJECTOR_FILE))
         self.tokenizer.save_pretrained(out)
         if lora_state == "adapter":
-            self.llm.save_pretrained(out / ADAPTER_DIR, safe_serialization=True)
+            given = {} if state_dict is None else {"state_dict": state_of(self.llm)}
+            self.llm.save_pretrained(out / ADAPTER_DIR, safe_serialization=True, **given)
         if include_base:
             if merged:
                 self.llm.merge_adapter()
             try:  # save while merged (the state holds views of the live weights), then unmerge
-                state = {k: v.detach().to("cpu").contiguous() for k, v in self._base_state_dict().items()}
+                if state_dict is None:
+                    base = self._base_state_dict()
+                else:  # the same selection as _base_state_dict, from the given tensors
+                    base = {k.replace(".base_layer.", "."): v for k, v in state_of(self.hf_model).items()
+                            if "lora_" not in k}
+                state = {k: v.detach().to("cpu").contiguous() for k, v in base.items()}
                 self.hf_model.save_pretrained(out / LLM_DIR, state_dict=state, safe_serialization=True)
             finally:
                 if merged:

@@ -6,11 +6,14 @@ Same YAML + ``section.key=value`` overrides and the same did-you-mean errors as 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from meit.config import DataConfig, _Section
+from meit.config import DataConfig, _Section, check_bandpass
+
+if TYPE_CHECKING:
+    from meit.models.encoders.base import EncoderContract
 
 
 class EcgSideConfig(_Section):
@@ -19,8 +22,33 @@ class EcgSideConfig(_Section):
     encoder: str = "resnet1d-18"
     fs: int | None = Field(None, gt=0, description="input rate the encoder expects; default data.fs")
     seconds: float | None = Field(None, gt=0, description="input length in seconds; default data.seconds")
-    normalisation: Literal["zscore", "minmax", "none"] = "zscore"
+    normalisation: Literal["zscore", "minmax", "zscore_record", "minmax_record", "none"] = Field(
+        "zscore", description="zscore / minmax per lead; zscore_record / minmax_record over the whole record"
+    )
+    notch_hz: float | None = Field(None, gt=0, description="zero-phase notch (Q 30) at this frequency, e.g. 50")
+    bandpass: tuple[float | None, float | None] | None = Field(
+        None, description="[low, high] Hz zero-phase Butterworth band-pass (either edge may be null)"
+    )
+    bandpass_order: int = Field(2, ge=1, le=8, description="Butterworth order of ecg.bandpass")
+    baseline: Literal["none", "highpass", "median"] = Field(
+        "none", description="baseline removal: 0.5 Hz high-pass or minus a 0.4 s running median"
+    )
     checkpoint: str | None = Field(None, description="start from an encoder artifact (meit-encoder folder)")
+
+    @field_validator("bandpass")
+    @classmethod
+    def _check_bandpass(cls, value: tuple[float | None, float | None] | None) -> tuple | None:
+        return check_bandpass(value)
+
+    def contract(self, data: DataConfig) -> EncoderContract:
+        """The encoder contract this section declares (rate and length default to the data's)."""
+        from meit.models.encoders.base import EncoderContract
+
+        return EncoderContract(
+            fs=self.fs or data.fs, seconds=self.seconds or data.seconds, normalisation=self.normalisation,
+            notch_hz=self.notch_hz, bandpass=self.bandpass, bandpass_order=self.bandpass_order,
+            baseline=self.baseline,
+        )
 
 
 class TextSideConfig(_Section):

@@ -72,7 +72,9 @@ class EcgTextModel(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.encoder_name = encoder_name
-        self.encoder_kwargs = dict(encoder_kwargs or {})
+        # builder kwargs travel in encoder.json so the artifact rebuilds the same architecture
+        self.encoder_kwargs = dict(encoder_kwargs if encoder_kwargs is not None else
+                                   getattr(encoder, "builder_kwargs", {}))
         self.text_model = text_model
         self.tokenizer = tokenizer
         self.embed_dim = embed_dim

@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from meit.errors import TrainingError
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 COMPLETE_MARKER = "COMPLETE"
+#: present only in checkpoints written under FSDP (optimizer state keyed by parameter name, see fsdp.py)
+FSDP_OPTIMIZER_FILE = "optimizer.pt"
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -34,6 +37,19 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
                 if buffer is not None and name not in module._non_persistent_buffers_set:
                     state[f"{prefix}.{name}" if prefix else name] = buffer.detach().contiguous().cpu()
     return state
+
+
+def trainable_state_keys(state: Mapping[str, torch.Tensor]) -> list[str]:
+    """The keys :func:`trainable_state` keeps, read from ``model.state_dict(keep_vars=True)``.
+
+    The same rule in state-dict names (which stay correct when wrappers such as FSDP2 or activation
+    checkpointing sit in between): trainable parameters, plus the persistent buffers of the modules
+    that directly own a trainable parameter.
+    """
+    trainable = {k for k, v in state.items() if isinstance(v, torch.nn.Parameter) and v.requires_grad}
+    owners = {k.rpartition(".")[0] for k in trainable}
+    return [k for k, v in state.items()
+            if k in trainable or (not isinstance(v, torch.nn.Parameter) and k.rpartition(".")[0] in owners)]
 
 
 def rng_state() -> dict[str, Any]:
@@ -120,6 +136,9 @@ def find_resume_checkpoint(output_dir: Path, resume: str | None) -> Path | None:
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict:
     """Restore trainable weights, optimizer, scheduler and RNG; return the saved progress."""
+    if (path / FSDP_OPTIMIZER_FILE).is_file():
+        raise TrainingError(f"checkpoint {path} was written under FSDP (name-keyed optimizer state): resume it "
+                            "under FSDP")
     weights = load_file(str(path / "trainable.safetensors"))
     params = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     unknown = [name for name in weights if name not in params]

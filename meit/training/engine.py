@@ -1,4 +1,4 @@
-"""``meit train``: instruction tuning on the shared loop (1 process, DDP or DeepSpeed through accelerate).
+"""``meit train``: instruction tuning on the shared loop (1 process, DDP, DeepSpeed or FSDP2 through accelerate).
 
 Determinism and exact resume follow what was measured on this stack (FACTS §5): a seedable sampler
 with an explicit data seed, ``set_epoch`` every epoch, scheduler stepped only when gradients sync,
@@ -20,7 +20,8 @@ from meit.config import Recipe, dump_recipe
 from meit.data.collator import EcgCollator, LengthGroupedSampler, model_inputs
 from meit.data.dataset import evaluation_instruction
 from meit.evaluation.generation import DecodingSettings, generate_reports
-from meit.training.loop import LoopSettings, explain_oom, flat_config, is_zero3, run_loop, save_final
+from meit.training.fsdp import configure_wrapping
+from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final, shards_parameters
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
 from meit.training.setup import build_accelerator, build_model, build_split_dataset, check_data
 
@@ -85,7 +86,7 @@ class _InstructionTask:
             return {}
         figures: dict[str, Any] = {"val_loss": validation_loss(model, self.eval_loader, self.accelerator)}
         self.val_losses.append((step, figures["val_loss"]))
-        if self.sample_set is not None and self.accelerator.is_main_process and not is_zero3(self.accelerator):
+        if self.sample_set is not None and self.accelerator.is_main_process and not shards_parameters(self.accelerator):
             figures["samples"] = generate_reports(
                 self.accelerator.unwrap_model(model), self.sample_set,
                 DecodingSettings(max_new_tokens=self.recipe.eval.max_new_tokens, seed=self.recipe.seed),
@@ -134,6 +135,7 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
     total_steps = total_optimizer_steps(recipe.train, batches_per_epoch)
     scheduler = build_scheduler(optimizer, recipe.train, total_steps)
 
+    configure_wrapping(accelerator, model)  # FSDP2: one unit per transformer block of the backbone
     model, optimizer, train_loader, scheduler = accelerator.prepare(model, optimizer, train_loader, scheduler)
     if eval_loader is not None:
         eval_loader = accelerator.prepare(eval_loader)

@@ -2,7 +2,8 @@
 
 What is specific to a job — how a batch becomes a loss, what to evaluate, how to explain a failure —
 comes in as a :class:`LoopTask`; everything else lives here once: accumulation, clipping, the
-scheduler stepped only when gradients sync, checkpoints (single-file or DeepSpeed-sharded), exact
+scheduler stepped only when gradients sync, checkpoints (single-file, DeepSpeed-sharded, or gathered
+from FSDP2 shards), exact
 resume (restore state, then skip the batches already seen in the epoch), the non-finite-loss stop,
 the progress bar with ETA, the JSONL log and accelerate's trackers.
 """
@@ -24,6 +25,14 @@ from tqdm.auto import tqdm
 
 from meit.errors import ConfigError, TrainingError
 from meit.training.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
+from meit.training.fsdp import (
+    check_final_saving,
+    load_fsdp_checkpoint,
+    save_fsdp_checkpoint,
+    save_fsdp_final,
+    sync_buffers,
+    uses_fsdp,
+)
 from meit.training.logs import JsonlLog
 from meit.training.sharded_checkpoint import (
     load_sharded_checkpoint,
@@ -87,12 +96,18 @@ def run_loop(
     is_main = accelerator.is_main_process
     trainable = [p for p in model.parameters() if p.requires_grad]
     jsonl = JsonlLog(output_dir / "logs" / "train.jsonl", enabled=is_main)
+    fsdp = uses_fsdp(accelerator)
+    check_final_saving(accelerator, model)
+    # the norm accelerate returns is this step's only where it computes it (not DeepSpeed's, which lags)
+    report_norm = bool(settings.max_grad_norm) and not uses_sharded_state(accelerator)
 
     step, epoch, batch_in_epoch = 0, 0, 0
     resume_from = find_resume_checkpoint(output_dir, settings.resume)
     if resume_from is not None:
         if uses_sharded_state(accelerator):
             saved = load_sharded_checkpoint(resume_from, accelerator)
+        elif fsdp:
+            saved = load_fsdp_checkpoint(resume_from, model, optimizer, scheduler, accelerator)
         else:
             saved = load_checkpoint(resume_from, accelerator.unwrap_model(model), optimizer, scheduler)
         step, epoch, batch_in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
@@ -109,6 +124,7 @@ def run_loop(
     bar = tqdm(total=total, initial=step, disable=not (progress and is_main), desc=settings.desc, unit="step")
     started = time.time()
     running: list[float] = []
+    grad_norm: float | None = None
     model.train()
     while step < total:
         if hasattr(train_loader, "set_epoch"):
@@ -126,7 +142,10 @@ def run_loop(
                     )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and settings.max_grad_norm:
-                    accelerator.clip_grad_norm_(trainable, settings.max_grad_norm)
+                    # under FSDP2 `trainable` are DTensor shards: accelerate's DTensor-aware clipping
+                    # computes the norm over the whole tensors (tested against one process)
+                    norm = accelerator.clip_grad_norm_(trainable, settings.max_grad_norm)
+                    grad_norm = _to_float(norm) if report_norm else None
                 optimizer.step()
                 if accelerator.sync_gradients:
                     scheduler.step()
@@ -145,8 +164,12 @@ def run_loop(
             bar.update(1)
             bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
             record: dict[str, Any] = {"step": step, "epoch": epoch, "loss": mean_loss, "lr": lr, "samples_per_s": rate}
+            if grad_norm is not None:
+                record["grad_norm"] = grad_norm
             evaluated = bool(settings.eval_every and step % settings.eval_every == 0)
             if evaluated:
+                if fsdp:
+                    sync_buffers(model, accelerator.device)  # evaluate with rank 0's BatchNorm statistics
                 figures = task.evaluate(model, step)
                 model.train()
                 record.update(figures)
@@ -178,6 +201,8 @@ def save_training_state(output_dir: Path, step: int, model: Any, optimizer: Any,
     path = root / f"step-{step}"
     if uses_sharded_state(accelerator):
         return save_sharded_checkpoint(root, step, accelerator, progress, keep_last)
+    if uses_fsdp(accelerator):
+        return save_fsdp_checkpoint(root, step, model, optimizer, scheduler, accelerator, progress, keep_last)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         path = save_checkpoint(root, step, accelerator.unwrap_model(model), optimizer, scheduler, progress,
@@ -187,10 +212,12 @@ def save_training_state(output_dir: Path, step: int, model: Any, optimizer: Any,
 
 
 def save_final(model: Any, accelerator: Any, final_dir: Path) -> None:
-    """``save_pretrained`` of the unwrapped model, gathering ZeRO-3 partitions first."""
+    """``save_pretrained`` of the unwrapped model, gathering ZeRO-3 partitions or FSDP2 shards first."""
     accelerator.wait_for_everyone()
     if is_zero3(accelerator):
         save_final_gathered(model, accelerator, final_dir)
+    elif uses_fsdp(accelerator):
+        save_fsdp_final(model, accelerator, final_dir)
     elif accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(final_dir)
     accelerator.wait_for_everyone()
@@ -199,6 +226,19 @@ def save_final(model: Any, accelerator: Any, final_dir: Path) -> None:
 def is_zero3(accelerator: Any) -> bool:
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     return uses_sharded_state(accelerator) and plugin is not None and plugin.zero_stage == 3
+
+
+def shards_parameters(accelerator: Any) -> bool:
+    """Each rank holds only part of every parameter (ZeRO-3, FSDP): a forward needs all ranks."""
+    return is_zero3(accelerator) or uses_fsdp(accelerator)
+
+
+def _to_float(norm: Any) -> float | None:
+    if norm is None:
+        return None
+    if hasattr(norm, "full_tensor"):  # a DTensor (FSDP2)
+        norm = norm.full_tensor()
+    return float(norm)
 
 
 def flat_config(config: Any) -> dict[str, Any]:

@@ -31,14 +31,18 @@ def build_accelerator(recipe: Recipe) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration, InitProcessGroupKwargs, ProjectConfiguration, set_seed
 
+    from meit.training.fsdp import check_fsdp, cpu_testing_plugin, force_fsdp_state
     from meit.training.loop import check_world_size
 
     on_cpu = not torch.cuda.is_available()
     handlers = []
     if on_cpu and _uses_deepspeed():
         handlers.append(InitProcessGroupKwargs(backend="gloo"))
+    # MEIT_FORCE_FSDP_ON_CPU=1: testing aid that runs FSDP2 on CPU processes (see meit/training/fsdp.py)
+    forced_fsdp = cpu_testing_plugin()
     accelerator = Accelerator(
         cpu=on_cpu and not _uses_deepspeed(),
+        fsdp_plugin=forced_fsdp,
         mixed_precision=resolve_mixed_precision(recipe),
         gradient_accumulation_steps=recipe.train.grad_accum,
         step_scheduler_with_optimizer=False,
@@ -47,6 +51,9 @@ def build_accelerator(recipe: Recipe) -> Any:
         project_config=ProjectConfiguration(project_dir=recipe.output_dir, logging_dir=f"{recipe.output_dir}/logs"),
         kwargs_handlers=handlers,
     )
+    if forced_fsdp is not None:
+        force_fsdp_state(accelerator, forced_fsdp)
+    check_fsdp(accelerator)
     check_world_size(accelerator.num_processes)
     set_seed(recipe.seed)
     return accelerator

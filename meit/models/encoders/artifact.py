@@ -3,12 +3,16 @@
 ``DIR/encoder.safetensors`` holds the encoder's state dict (keys without prefix); ``DIR/encoder.json``::
 
     {"format": "meit-encoder", "version": 1, "encoder": "<registry name>",
-     "contract": {"leads": 12, "fs": 500, "seconds": 10.0, "normalisation": "minmax"},
+     "contract": {"leads": 12, "fs": 500, "seconds": 10.0, "normalisation": "minmax",
+                  "bandpass": null, "bandpass_order": 2, "notch_hz": null, "baseline": "none"},
      "kwargs": {...builder kwargs...}, "source": {...free-form provenance...}}
 
 The contract is the input the weights were trained for; loading checks it (see ``load_encoder_checkpoint``)
-so weights are never silently fed data at another rate, length or scaling. Also here: the one safe reader
-of weight files (safetensors, or ``torch.load(weights_only=True)`` — never a full unpickle).
+so weights are never silently fed data at another rate, length, scaling or filtering. The filtering fields
+may be absent (files written before they existed): they then take their defaults, no filtering. A contract
+that a version-1 reader would misread (record-wide normalisation or any filtering) is written as version 2,
+which older meit refuses with "upgrade meit" instead of dropping the filters. Also here: the one safe
+reader of weight files (safetensors, or ``torch.load(weights_only=True)`` — never a full unpickle).
 """
 
 from __future__ import annotations
@@ -31,10 +35,16 @@ from meit.errors import ModelError
 from meit.models.encoders.base import EncoderContract
 
 ARTIFACT_FORMAT = "meit-encoder"
-ARTIFACT_VERSION = 1
+#: the newest version this meit reads and writes; a contract version 1 can express is still written as 1
+ARTIFACT_VERSION = 2
 META_FILE = "encoder.json"
 WEIGHTS_FILE = "encoder.safetensors"
-NORMALISATIONS = ("zscore", "minmax", "none")
+#: kept in step with ``meit.data.transforms.NORMALISATIONS`` / ``BASELINES`` (a test checks; no scipy import here)
+NORMALISATIONS = ("zscore", "minmax", "zscore_record", "minmax_record", "none")
+BASELINES = ("none", "highpass", "median")
+#: the normalisations version 1 of the format knew
+_V1_NORMALISATIONS = ("zscore", "minmax", "none")
+_MAX_BANDPASS_ORDER = 8
 
 
 @dataclass(frozen=True)
@@ -61,22 +71,68 @@ def _contract_problems(data: Any) -> list[str]:
     if not isinstance(data, Mapping):
         return [f"'contract' must be an object with leads, fs, seconds, normalisation; got {type(data).__name__}"]
     problems = []
-    for key, kind in (("leads", int), ("fs", int)):
+    for key in ("leads", "fs"):
         value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, kind) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             problems.append(f"'contract.{key}' must be a positive integer, got {value!r}")
     seconds = data.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
         problems.append(f"'contract.seconds' must be a positive number, got {seconds!r}")
     if data.get("normalisation") not in NORMALISATIONS:
         problems.append(f"'contract.normalisation' must be one of {NORMALISATIONS}, got {data.get('normalisation')!r}")
+    fs = data.get("fs")
+    problems.extend(_filter_problems(data, fs if isinstance(fs, int) and not isinstance(fs, bool) and fs > 0 else None))
     return problems
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _filter_problems(data: Mapping[str, Any], fs: int | None) -> list[str]:
+    """Problems of the optional filtering fields (absent means the default: no filtering)."""
+    problems = []
+    nyquist = fs / 2 if fs else math.inf
+    band = data.get("bandpass")
+    if band is not None:
+        if not isinstance(band, list | tuple) or len(band) != 2 or not all(v is None or _is_number(v) for v in band):
+            problems.append(f"'contract.bandpass' must be null or [low, high] in Hz (either may be null), got {band!r}")
+        else:
+            low, high = band
+            if low is not None and not 0 < low < nyquist:
+                problems.append(f"'contract.bandpass' low edge must be in (0, {nyquist:g}) Hz, got {low!r}")
+            if high is not None and high <= 0:
+                problems.append(f"'contract.bandpass' high edge must be > 0 Hz, got {high!r}")
+            if low is not None and high is not None and high <= low:
+                problems.append(f"'contract.bandpass' must have low < high, got {band!r}")
+    order = data.get("bandpass_order", 2)
+    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= _MAX_BANDPASS_ORDER:
+        problems.append(f"'contract.bandpass_order' must be an integer from 1 to {_MAX_BANDPASS_ORDER}, got {order!r}")
+    notch = data.get("notch_hz")
+    if notch is not None and (not _is_number(notch) or notch <= 0):
+        problems.append(f"'contract.notch_hz' must be null or a frequency > 0 Hz, got {notch!r}")
+    if data.get("baseline", "none") not in BASELINES:
+        problems.append(f"'contract.baseline' must be one of {BASELINES}, got {data.get('baseline')!r}")
+    return problems
+
+
+def _format_version(contract: EncoderContract) -> int:
+    """1 when a version-1 reader understands ``contract`` fully, else :data:`ARTIFACT_VERSION`."""
+    return 1 if contract.normalisation in _V1_NORMALISATIONS and not contract.filtered else ARTIFACT_VERSION
 
 
 def contract_overrides(name: str, contract: EncoderContract) -> str:
     """The recipe overrides that select ``name`` under ``contract`` (for error messages and hints)."""
-    return (f"model.encoder={name} model.encoder_fs={contract.fs} model.encoder_seconds={contract.seconds:g} "
+    text = (f"model.encoder={name} model.encoder_fs={contract.fs} model.encoder_seconds={contract.seconds:g} "
             f"model.normalisation={contract.normalisation}")
+    if contract.notch_hz is not None:
+        text += f" model.notch_hz={contract.notch_hz:g}"
+    if contract.bandpass is not None:
+        edges = ",".join("null" if v is None else f"{v:g}" for v in contract.bandpass)
+        text += f" model.bandpass=[{edges}] model.bandpass_order={contract.bandpass_order}"
+    if contract.baseline != "none":
+        text += f" model.baseline={contract.baseline}"
+    return text
 
 
 # --------------------------------------------------------------------------------------------- writing
@@ -121,7 +177,7 @@ def write_encoder_artifact(
         raise ModelError(f"invalid encoder contract: {'; '.join(problems)}")
     meta = {
         "format": ARTIFACT_FORMAT,
-        "version": ARTIFACT_VERSION,
+        "version": _format_version(contract),
         "encoder": encoder_name,
         "contract": contract.to_dict(),
         "kwargs": dict(kwargs or {}),
@@ -192,8 +248,7 @@ def read_encoder_metadata(directory: str | Path) -> EncoderArtifactMeta | None:
     if not (folder / WEIGHTS_FILE).is_file():
         raise ModelError(f"{folder}: has {META_FILE} but no {WEIGHTS_FILE}")
     c = data["contract"]
-    contract = EncoderContract(leads=c["leads"], fs=c["fs"], seconds=float(c["seconds"]),
-                               normalisation=c["normalisation"])
+    contract = EncoderContract.from_dict({**c, "seconds": float(c["seconds"])})
     return EncoderArtifactMeta(directory=folder, encoder=name, contract=contract, kwargs=dict(data.get("kwargs", {})),
                                source=dict(data.get("source", {})), version=version)
 

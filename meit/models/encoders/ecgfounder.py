@@ -13,8 +13,9 @@ Facts taken from github.com/PKUDigitalHealth/ECGFounder at 04edac7 (``net1d.py``
   registers are never run. They are not part of this module (the importer drops them, after checking
   that their statistics were never updated), nor is the 150-class ``dense`` head.
 * Input: 500 Hz × 10 s (5000 samples), canonical lead order (upstream reorders MIMIC's aVF/aVL to it),
-  band-pass filtered (50 Hz notch, 0.67–40 Hz Butterworth, median baseline removal) and z-scored with
-  the record-wide mean and standard deviation — see docs/encoders.md for how far meit's transforms are.
+  filtered by ``util.filter_bandpass`` (``iirnotch(50, 30)``, ``butter(N=4, [0.67, 40])``, both with
+  ``filtfilt``, then minus a ``medfilt`` of ``int(0.4 * fs) + 1`` samples) and z-scored with the mean and
+  standard deviation of the whole record (``dataset.py``). :data:`ECGFOUNDER_CONTRACT` declares exactly that.
 
 At the trained 500 Hz every stage halves the time axis (5000 → 20 tokens, ~0.5 s each). Built for
 another rate, only as many stages downsample as keep ~0.5 s per token (weights are shaped the same).
@@ -28,7 +29,9 @@ from torch import nn
 
 from meit.models.encoders.base import ECGEncoder, EncoderContract
 
-ECGFOUNDER_CONTRACT = EncoderContract(leads=12, fs=500, seconds=10.0, normalisation="zscore")
+#: the input the released weights were trained on (see the module docstring)
+ECGFOUNDER_CONTRACT = EncoderContract(leads=12, fs=500, seconds=10.0, normalisation="zscore_record",
+                                      notch_hz=50.0, bandpass=(0.67, 40.0), bandpass_order=4, baseline="median")
 
 #: the released Net1D configuration
 BASE_FILTERS = 64

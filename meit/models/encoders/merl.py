@@ -26,9 +26,10 @@ from torch import nn
 from meit.errors import ModelError
 from meit.models.encoders.base import ECGEncoder, EncoderContract
 
-#: the input the published MERL weights were trained on (meit's closest normalisation: per-lead
-#: min-max; MERL scaled by the record-wide min and max — see docs/encoders.md)
-MERL_CONTRACT = EncoderContract(leads=12, fs=500, seconds=10.0, normalisation="minmax")
+#: the input the published MERL weights were trained on: 500 Hz × 10 s, no filtering, min-max scaled to
+#: [0, 1] by the min and max of the whole record (``pretrain/preprocess.ipynb``:
+#: ``(record - record.min()) / (record.max() - record.min())`` over all 12 leads)
+MERL_CONTRACT = EncoderContract(leads=12, fs=500, seconds=10.0, normalisation="minmax_record")
 
 #: canonical order → MIMIC-IV-ECG order (aVF and aVL swapped); the permutation is its own inverse
 _MIMIC_ORDER = (0, 1, 2, 3, 5, 4, 6, 7, 8, 9, 10, 11)
