@@ -105,27 +105,26 @@ class DataConfig(_Section):
     instruction_seed: int = 0
 
 
-class TrainConfig(_Section):
-    stage: Literal["align", "finetune"] = "finetune"
-    init_from: str | None = None
+class LoopConfig(_Section):
+    """What the shared optimisation loop reads (``meit.training.loop``): length, batch, schedule, checkpoints, logs.
+
+    ``train`` sections of every job (instruction tuning, pretraining) extend it with their own keys.
+    """
+
     max_steps: int | None = Field(None, ge=0)
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(8, ge=1)
     grad_accum: int = Field(1, ge=1)
     lr: float = Field(2e-5, gt=0)
-    lr_encoder: float | None = Field(None, gt=0)
-    lr_projector: float | None = Field(None, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     max_grad_norm: float | None = Field(1.0, gt=0)
-    train_encoder: bool = True
     save_every: int | None = Field(None, ge=1)
     keep_last: int = Field(2, ge=1)
     resume: str | None = None
     log_every: int = Field(10, ge=1)
     eval_every: int | None = Field(None, ge=1)
-    sample_reports: int = Field(2, ge=0, description="validation reports generated and logged every eval_every steps")
     mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "auto"
     trackers: list[str] = Field(default_factory=lambda: ["tensorboard"])
 
@@ -141,6 +140,17 @@ class TrainConfig(_Section):
         if value in (None, "", "none", "null"):
             return None
         return value
+
+
+class TrainConfig(LoopConfig):
+    """Instruction tuning: the loop's keys plus stages and per-part learning rates."""
+
+    stage: Literal["align", "finetune"] = "finetune"
+    init_from: str | None = None
+    lr_encoder: float | None = Field(None, gt=0)
+    lr_projector: float | None = Field(None, gt=0)
+    train_encoder: bool = True
+    sample_reports: int = Field(2, ge=0, description="validation reports generated and logged every eval_every steps")
 
 
 class EvalConfig(_Section):

@@ -8,7 +8,8 @@ from meit.config import VALID_KEYS, closest_key, load_recipe, parse_override
 from meit.errors import ConfigError
 
 RECIPES = sorted(Path(__file__).resolve().parents[1].joinpath("recipes").glob("**/*.yaml"))
-RECIPE_FILES = [p for p in RECIPES if "accelerate" not in p.parts and "deepspeed" not in p.parts]
+RECIPE_FILES = [p for p in RECIPES if "accelerate" not in p.parts and "deepspeed" not in p.parts
+                and "pretrain" not in p.name]  # pretraining recipes: tests/test_pretrain.py
 
 
 def test_defaults_follow_meit_hyperparameters():
@@ -80,3 +81,32 @@ def test_recipe_vocabulary_of_design_md_exists():
 @pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
     load_recipe(path)
+
+
+def test_encoder_preprocessing_keys():
+    """Record-wide normalisations and declared filtering, in training and pretraining recipes."""
+    from meit.pretrain.config import PretrainRecipe
+
+    recipe = load_recipe(None, ["model.normalisation=zscore_record", "model.notch_hz=50", "model.bandpass=[0.67, 40]",
+                                "model.bandpass_order=4", "model.baseline=median"])
+    m = recipe.model
+    assert (m.normalisation, m.notch_hz, m.bandpass, m.bandpass_order, m.baseline) == (
+        "zscore_record", 50.0, (0.67, 40.0), 4, "median")
+    defaults = load_recipe(None).model
+    assert (defaults.notch_hz, defaults.bandpass, defaults.bandpass_order, defaults.baseline) == (None, None, 2, "none")
+    assert load_recipe(None, ["model.bandpass=[null, null]"]).model.bandpass is None
+    assert load_recipe(None, ["model.bandpass=[0.5, null]"]).model.bandpass == (0.5, None)
+    with pytest.raises(ConfigError, match=r"model.normalisation: .*'minmax_record'.*got 'minmax_recrod'"):
+        load_recipe(None, ["model.normalisation=minmax_recrod"])
+    with pytest.raises(ConfigError, match=r"model.bandpass: .*low < high"):
+        load_recipe(None, ["model.bandpass=[40, 0.5]"])
+    with pytest.raises(ConfigError, match=r"model.baseline: .*'median'.*got 'wavelet'"):
+        load_recipe(None, ["model.baseline=wavelet"])
+    with pytest.raises(ConfigError, match=r"did you mean 'model.notch_hz'"):
+        load_recipe(None, ["model.notch=50"])
+    pre = load_recipe(None, ["ecg.normalisation=minmax_record", "ecg.bandpass=[0.67, 40]"], schema=PretrainRecipe)
+    assert pre.ecg.normalisation == "minmax_record"
+    contract = pre.ecg.contract(pre.data)
+    assert (contract.fs, contract.normalisation, contract.bandpass) == (pre.data.fs, "minmax_record", (0.67, 40.0))
+    with pytest.raises(ConfigError, match=r"did you mean 'ecg.baseline'"):
+        load_recipe(None, ["ecg.baselin=median"], schema=PretrainRecipe)

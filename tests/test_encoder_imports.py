@@ -293,7 +293,9 @@ def test_ecgfounder_release(files, tmp_path):
     out = import_checkpoint("ecgfounder", files["paths"]["founder"], tmp_path / "founder")
     meta = read_encoder_metadata(out)
     assert meta.encoder == "ecgfounder-net1d" and meta.contract == ECGFOUNDER_CONTRACT
-    assert meta.contract.normalisation == "zscore" and meta.contract.samples == 5000
+    assert meta.contract.normalisation == "zscore_record" and meta.contract.samples == 5000
+    assert (meta.contract.notch_hz, meta.contract.bandpass, meta.contract.bandpass_order,
+            meta.contract.baseline) == (50.0, (0.67, 40.0), 4, "median")
     assert meta.source["nesting"]["containers"] == ["state_dict"]
     assert set(meta.source["nesting"]["other_entries"]) == {"epoch", "step", "val_auroc"}
     assert meta.source["dropped_groups"]["dense.*"] == 2
@@ -445,7 +447,7 @@ def test_model_build_takes_contract_from_artifact(merl_artifact, tmp_path):
     assert again.cfg.encoder == "merl-resnet1d-18" and again.contract == MERL_CONTRACT
     # model.encoder=auto and an explicit, agreeing encoder name work too
     assert _adopt(encoder="auto", encoder_checkpoint=str(merl_artifact)).encoder == "merl-resnet1d-18"
-    assert _adopt(encoder="merl-resnet1d-18", normalisation="minmax", encoder_fs=500,
+    assert _adopt(encoder="merl-resnet1d-18", normalisation="minmax_record", encoder_fs=500,
                   encoder_checkpoint=str(merl_artifact)).encoder_seconds == 10.0
 
 
@@ -458,7 +460,9 @@ def _adopt(**kw) -> ModelConfig:
 
 @pytest.mark.parametrize(("kw", "named"), [
     ({"encoder": "resnet1d-18"}, "model.encoder=resnet1d-18 (checkpoint: merl-resnet1d-18)"),
-    ({"normalisation": "zscore"}, "model.normalisation=zscore (checkpoint: minmax)"),
+    ({"normalisation": "zscore"}, "model.normalisation=zscore (checkpoint: minmax_record)"),
+    ({"normalisation": "minmax"}, "model.normalisation=minmax (checkpoint: minmax_record)"),
+    ({"notch_hz": 50}, "model.notch_hz=50 (checkpoint: null)"),
     ({"encoder_fs": 100}, "model.encoder_fs=100 (checkpoint: 500)"),
 ])
 def test_model_build_refuses_explicit_conflicts(merl_artifact, kw, named):
@@ -490,3 +494,175 @@ def test_cli_import_encoder(files, tmp_path, capsys):
         bad.func(bad)
     with pytest.raises(SystemExit):
         parser.parse_args(["import-encoder", "hubert", "x", "--out", "y"])
+
+
+# --------------------------------------------------------------------------------------------- declared preprocessing
+
+
+def _upstream_ecgfounder(signal, fs=500):
+    """ECGFounder's util.filter_bandpass + dataset.py z_score_normalization, written from upstream source."""
+    import numpy as np
+    from scipy.signal import butter, filtfilt, iirnotch, medfilt
+
+    b, a = iirnotch(50, 30, fs)
+    filtered = np.zeros_like(signal)
+    for c in range(signal.shape[0]):
+        filtered[c] = filtfilt(b, a, signal[c])
+    b, a = butter(N=4, Wn=[0.67, 40], btype="bandpass", fs=fs)
+    for c in range(signal.shape[0]):
+        filtered[c] = filtfilt(b, a, filtered[c])
+    baseline = np.zeros_like(filtered)
+    for c in range(filtered.shape[0]):
+        kernel_size = int(0.4 * fs) + 1
+        if kernel_size % 2 == 0:
+            kernel_size += 1
+        baseline[c] = medfilt(filtered[c], kernel_size=kernel_size)
+    x = filtered - baseline
+    return (x - np.mean(x)) / (np.std(x) + 1e-8)
+
+
+def _ecg_like(seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(5000) / 500
+    leads = [(1 + 0.3 * i) * np.sin(2 * np.pi * 1.2 * t + i) + 0.3 * np.sin(2 * np.pi * 50 * t)
+             + 0.5 * np.sin(2 * np.pi * 0.15 * t) + 0.2 * i + 0.05 * rng.normal(size=t.size) for i in range(12)]
+    x = np.stack(leads)
+    x[:, 1000] += 3.0  # a spike
+    return x
+
+
+def test_declared_contracts_are_upstreams_preprocessing():
+    import numpy as np
+
+    merl = EncoderContract(12, 500, 10.0, "minmax_record")
+    founder = EncoderContract(12, 500, 10.0, "zscore_record", bandpass=(0.67, 40.0), bandpass_order=4,
+                              notch_hz=50.0, baseline="median")
+    assert (merl, founder) == (MERL_CONTRACT, ECGFOUNDER_CONTRACT)
+    assert not MERL_CONTRACT.filtered and ECGFOUNDER_CONTRACT.filtered
+    x = _ecg_like()
+    # MERL pretrain/preprocess.ipynb: (record - record.min()) / (record.max() - record.min()) over all leads
+    merl = MERL_CONTRACT.load_transform(500)(x)
+    np.testing.assert_allclose(merl, (x - x.min()) / (x.max() - x.min()), atol=1e-6)
+    # ECGFounder: scipy filtfilt conventions included, so the edges match too
+    founder = ECGFOUNDER_CONTRACT.load_transform(500)(x)
+    np.testing.assert_allclose(founder, _upstream_ecgfounder(x), atol=1e-4)
+    assert "50 Hz notch, 0.67–40 Hz band-pass (order 4), median baseline removal" in ECGFOUNDER_CONTRACT.describe()
+
+
+def test_contract_round_trips_through_encoder_json(tmp_path):
+    contract = EncoderContract(fs=100, seconds=2.0, normalisation="zscore_record", bandpass=[0.5, None],
+                               bandpass_order=3, notch_hz=60, baseline="highpass")
+    assert contract.bandpass == (0.5, None) and contract.notch_hz == 60.0 and hash(contract)
+    enc = build_encoder("resnet1d-tiny", contract, base_width=8)
+    out = write_encoder_artifact(tmp_path / "art", "resnet1d-tiny", enc, contract, kwargs={"base_width": 8})
+    data = json.loads((out / "encoder.json").read_text())
+    assert data["version"] == 2  # a version-1 reader would drop the filters: it must refuse instead
+    assert data["contract"] == {"leads": 12, "fs": 100, "seconds": 2.0, "normalisation": "zscore_record",
+                                "bandpass": [0.5, None], "bandpass_order": 3, "notch_hz": 60.0,
+                                "baseline": "highpass"}
+    meta = read_encoder_metadata(out)
+    assert meta.contract == contract and EncoderContract.from_dict(contract.to_dict()) == contract
+    assert load_encoder_checkpoint(build_encoder("resnet1d-tiny", contract, base_width=8), out) == meta
+    # a different filter is a different contract: refused like another rate
+    with pytest.raises(ModelError, match=r"model.notch_hz=60 'model.bandpass=\[0.5,null\]' model.bandpass_order=3"):
+        load_encoder_checkpoint(build_encoder("resnet1d-tiny", EncoderContract(fs=100, seconds=2.0,
+                                normalisation="zscore_record"), base_width=8), out)
+    # the load-time transform is the declared one
+    tf = meta.contract.load_transform(500)
+    assert (tf.fs_out, tf.length, tf.normalisation, tf.bandpass, tf.bandpass_order, tf.notch_hz, tf.baseline) == (
+        100, 200, "zscore_record", (0.5, None), 3, 60.0, "highpass")
+    # a contract without filtering and with a version-1 normalisation is still written as version 1
+    plain = EncoderContract(fs=100, seconds=2.0, normalisation="minmax")
+    again = write_encoder_artifact(tmp_path / "plain", "resnet1d-tiny", enc.state_dict(), plain)
+    assert json.loads((again / "encoder.json").read_text())["version"] == 1
+
+
+def test_old_encoder_json_without_filter_fields_loads(tmp_path):
+    contract = EncoderContract(fs=100, seconds=2.0, normalisation="minmax")
+    enc = build_encoder("resnet1d-tiny", contract, base_width=8)
+    out = write_encoder_artifact(tmp_path / "old", "resnet1d-tiny", enc, contract, kwargs={"base_width": 8})
+    # exactly what meit wrote before the filtering fields existed
+    old = {"format": "meit-encoder", "version": 1, "encoder": "resnet1d-tiny",
+           "contract": {"leads": 12, "fs": 100, "seconds": 2.0, "normalisation": "minmax"},
+           "kwargs": {"base_width": 8}, "source": {}}
+    (out / "encoder.json").write_text(json.dumps(old))
+    meta = read_encoder_metadata(out)
+    assert meta.contract == contract and meta.version == 1
+    assert (meta.contract.bandpass, meta.contract.bandpass_order, meta.contract.notch_hz,
+            meta.contract.baseline) == (None, 2, None, "none")
+    assert not meta.contract.filtered and "filters" not in meta.contract.describe()
+    assert EncoderContract.from_dict(old["contract"]) == contract
+
+
+@pytest.mark.parametrize(("patch", "field"), [
+    ({"normalisation": "zscore-record"}, "contract.normalisation"),
+    ({"bandpass": [40.0, 0.5]}, "contract.bandpass"),
+    ({"bandpass": [0.5]}, "contract.bandpass"),
+    ({"bandpass": [60.0, None]}, "contract.bandpass"),  # low edge above Nyquist at 100 Hz
+    ({"bandpass": "0.5-40"}, "contract.bandpass"),
+    ({"bandpass_order": 0}, "contract.bandpass_order"),
+    ({"bandpass_order": 2.5}, "contract.bandpass_order"),
+    ({"notch_hz": -50}, "contract.notch_hz"),
+    ({"notch_hz": True}, "contract.notch_hz"),
+    ({"baseline": "wavelet"}, "contract.baseline"),
+])
+def test_bad_filter_fields_in_encoder_json_are_named(tmp_path, patch, field):
+    contract = EncoderContract(fs=100, seconds=2.0, normalisation="none")
+    out = write_encoder_artifact(tmp_path / "a", "resnet1d-tiny", build_encoder("resnet1d-tiny", contract), contract)
+    good = json.loads((out / "encoder.json").read_text())
+    (out / "encoder.json").write_text(json.dumps({**good, "contract": {**good["contract"], **patch}}))
+    with pytest.raises(ModelError, match=field) as err:
+        read_encoder_metadata(out)
+    assert "encoder.json" in str(err.value)
+
+
+def test_artifact_vocabulary_matches_the_transforms():
+    from meit.data import transforms
+    from meit.models.encoders import artifact
+
+    assert set(artifact.NORMALISATIONS) == set(transforms.NORMALISATIONS)
+    assert set(artifact.BASELINES) == set(transforms.BASELINES)
+    assert set(ModelConfig.model_fields["normalisation"].annotation.__args__) == set(transforms.NORMALISATIONS)
+    assert set(ModelConfig.model_fields["baseline"].annotation.__args__) == set(transforms.BASELINES)
+
+
+def test_imported_merl_trains_on_record_wide_minmax(merl_artifact):
+    """The whole path: import → MeitModel.build adopts the contract → the training transform (make_transform)."""
+    import numpy as np
+
+    from meit.data.transforms import minmax_record, resample
+    from meit.training.setup import make_transform
+
+    model = MeitModel.build(_cfg(encoder_checkpoint=str(merl_artifact)), data_fs=100, data_seconds=10.0)
+    assert model.cfg.normalisation == "minmax_record" and model.contract == MERL_CONTRACT
+    tf = make_transform(model, 100)  # PTB-XL's 100 Hz records
+    assert (tf.fs_in, tf.fs_out, tf.length, tf.normalisation) == (100, 500, 5000, "minmax_record")
+    assert tf.notch_hz is None and tf.bandpass is None and tf.baseline == "none"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 1000)) * np.linspace(0.1, 3.0, 12)[:, None]  # leads of very different ranges
+    y = make_transform(model, 100)(x)
+    assert y.shape == (12, 5000) and y.dtype == np.float32
+    assert y.min() == 0.0 and y.max() == 1.0  # over the whole record ...
+    assert np.ptp(y[0]) < 0.2  # ... so the smallest lead does not span [0, 1], as it would per lead
+    np.testing.assert_allclose(y, minmax_record(resample(x, 100, 500)), atol=1e-6)
+    # single-record generation and retrieval build theirs from the same contract
+    np.testing.assert_array_equal(model.contract.load_transform(100)(x), y)
+
+
+def test_ecgfounder_contract_is_adopted_with_its_filters(files, tmp_path):
+    from meit.models.model import contract_from_config
+
+    out = import_checkpoint("ecgfounder", files["paths"]["founder"], tmp_path / "founder")
+    cfg = _adopt(encoder_checkpoint=str(out))
+    assert (cfg.encoder, cfg.normalisation, cfg.notch_hz, cfg.bandpass, cfg.bandpass_order, cfg.baseline) == (
+        "ecgfounder-net1d", "zscore_record", 50.0, (0.67, 40.0), 4, "median")
+    assert contract_from_config(cfg, data_fs=100, data_seconds=10.0) == ECGFOUNDER_CONTRACT
+    # explicit, agreeing filter keys are fine; a different one is a conflict naming the fix
+    _adopt(encoder_checkpoint=str(out), bandpass=[0.67, 40], bandpass_order=4, baseline="median")
+    with pytest.raises(ModelError) as err:
+        _adopt(encoder_checkpoint=str(out), baseline="highpass")
+    text = str(err.value)
+    assert "model.baseline=highpass (checkpoint: median)" in text
+    assert "model.notch_hz=50 'model.bandpass=[0.67,40]' model.bandpass_order=4 model.baseline=median" in text

@@ -107,7 +107,8 @@ def test_index_round_trip(model, index_dir, prepared_100hz):
     assert [index.distinct[i] for i in index.report_index] == index.reports
     meta = json.loads((index_dir / META).read_text())
     assert meta["rows"] == len(dataset) and meta["split"] == "train" and meta["embed_dim"] == 32
-    assert meta["contract"] == {"leads": 12, "fs": 100, "seconds": 10.0, "normalisation": "zscore"}
+    assert meta["contract"] == {"leads": 12, "fs": 100, "seconds": 10.0, "normalisation": "zscore",
+                                "bandpass": None, "bandpass_order": 2, "notch_hz": None, "baseline": "none"}
     assert set(meta["model_sha256"]) == {"encoder.safetensors", "heads.safetensors"}
     first = json.loads((index_dir / RECORDS).read_text().splitlines()[0])
     assert set(first) == {"id", "report", "report_index", "findings"}
@@ -276,6 +277,20 @@ def test_refuses_index_of_another_model(index_dir, other_model_dir, synthetic_ra
     code = main(["retrieve", "query", str(index_dir), "--record", str(record), "--model", str(other_model_dir)])
     assert code == ModelError.exit_code
     assert "not the model that built the index" in capsys.readouterr().err
+
+
+def test_index_contract_is_compared_as_a_contract(model, index_dir, tmp_path):
+    """An index written before the contract had filtering fields still matches; another contract does not."""
+    copy = tmp_path / "index"
+    shutil.copytree(index_dir, copy)
+    meta = json.loads((copy / META).read_text())
+    meta["contract"] = {k: meta["contract"][k] for k in ("leads", "fs", "seconds", "normalisation")}
+    (copy / META).write_text(json.dumps(meta))
+    RetrievalIndex.load(copy)._check_compatible(model)
+    meta["contract"]["normalisation"] = "zscore_record"
+    (copy / META).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="built by another model"):
+        RetrievalIndex.load(copy)._check_compatible(model)
 
 
 @pytest.mark.parametrize("damage, named", [

@@ -9,7 +9,8 @@ Normalisations: ``zscore`` / ``minmax`` work per lead; ``zscore_record`` / ``min
 mean/std (or min/max) over the whole record, all leads together (how MERL and ECGFounder were
 trained). Filters: ``notch_hz`` (IIR notch, Q = 30), ``bandpass`` (Butterworth of ``bandpass_order``)
 and ``baseline`` (``highpass``: 0.5 Hz Butterworth high-pass; ``median``: subtract a 0.4 s running
-median), all zero-phase and applied in that order.
+median), all zero-phase and applied in that order; the pipeline pads the ends as ``scipy.signal.filtfilt``
+does (see :data:`Padding`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ CropMode = Literal["center", "start", "random"]
 NORMALISATIONS: tuple[str, ...] = ("none", "zscore", "minmax", "zscore_record", "minmax_record")
 BASELINES: tuple[str, ...] = ("none", "highpass", "median")
 CROP_MODES: tuple[str, ...] = ("center", "start", "random")
+#: how zero-phase filters extend the record's ends: ``scipy`` = scipy.signal.filtfilt's defaults (what
+#: public encoders' preprocessing calls; the load-time pipeline's default), ``mirror`` = a long even pad
+Padding = Literal["scipy", "mirror"]
+PADDINGS: tuple[str, ...] = ("scipy", "mirror")
 #: quality factor of :func:`notch` (ECGFounder's ``iirnotch(50, 30, fs)``)
 NOTCH_Q = 30.0
 #: ``baseline="highpass"`` cut-off, Hz
@@ -187,21 +192,35 @@ def normalise(x: np.ndarray, normalisation: Normalisation, eps: float = 1e-6) ->
     raise ConfigError(f"normalisation: expected one of {NORMALISATIONS}, got {normalisation!r}")
 
 
-def _filtfilt(x: np.ndarray, sos: np.ndarray, settle: int) -> np.ndarray:
+def _filtfilt(x: np.ndarray, sos: np.ndarray, settle: int, padding: Padding = "mirror") -> np.ndarray:
+    """Zero-phase filtering along time; ``padding`` says how the ends are extended (see :data:`PADDINGS`).
+
+    ``mirror``: an even (mirror) pad of ~3 periods of the high-pass cut-off (``settle`` samples), so the
+    filter settles before the record starts. ``scipy``: ``scipy.signal.filtfilt``'s defaults (odd
+    extension, ``3 × (filter order + 1)`` samples), what public ECG code calls. Either way a short record
+    gets a shorter pad instead of an error.
+    """
     arr = np.asarray(_check_2d(x), dtype=np.float64)
     if arr.shape[1] < 2:
         return arr.copy()
-    # Zero-phase filtering. An even (mirror) pad avoids the step an odd pad creates at a non-zero
-    # end sample, and ~3 periods of the high-pass cut-off let it settle; a short record gets a
-    # shorter pad instead of an error.
+    if padding == "scipy":
+        # sosfiltfilt's own default, which equals filtfilt's 3 * max(len(a), len(b)) for the same filter
+        trailing_zeros = min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+        padlen = min(3 * (2 * len(sos) + 1 - trailing_zeros), arr.shape[1] - 1)
+        return sps.sosfiltfilt(sos, arr, axis=1, padtype="odd", padlen=padlen)
+    if padding != "mirror":
+        raise ConfigError(f"padding: expected one of {PADDINGS}, got {padding!r}")
     padlen = min(max(3 * (2 * len(sos) + 1), settle), arr.shape[1] - 1)
     return sps.sosfiltfilt(sos, arr, axis=1, padtype="even", padlen=padlen)
 
 
-def bandpass(x: np.ndarray, fs: int, low: float | None, high: float | None, order: int = 2) -> np.ndarray:
+def bandpass(
+    x: np.ndarray, fs: int, low: float | None, high: float | None, order: int = 2, padding: Padding = "mirror"
+) -> np.ndarray:
     """Zero-phase Butterworth band-pass (``low`` or ``high`` None gives a high- or low-pass).
 
-    ``high`` at or above Nyquist is dropped rather than rejected, so one declaration works at any fs.
+    ``order`` is scipy's ``butter(N=order)`` (a band-pass then has 2 × order poles). ``high`` at or above
+    Nyquist is dropped rather than rejected, so one declaration works at any fs.
     """
     fs = _check_fs(fs, "fs")
     nyquist = fs / 2.0
@@ -221,15 +240,17 @@ def bandpass(x: np.ndarray, fs: int, low: float | None, high: float | None, orde
         sos = sps.butter(order, low, btype="highpass", fs=fs, output="sos")
     else:
         sos = sps.butter(order, high, btype="lowpass", fs=fs, output="sos")
-    return _filtfilt(x, sos, settle=round(3 * fs / low) if low else 0)
+    return _filtfilt(x, sos, settle=round(3 * fs / low) if low else 0, padding=padding)
 
 
-def remove_baseline(x: np.ndarray, fs: int, cutoff: float = BASELINE_HIGHPASS_HZ) -> np.ndarray:
+def remove_baseline(
+    x: np.ndarray, fs: int, cutoff: float = BASELINE_HIGHPASS_HZ, padding: Padding = "mirror"
+) -> np.ndarray:
     """Remove baseline wander with a zero-phase high-pass at ``cutoff`` Hz (0.5 Hz by default)."""
-    return bandpass(x, fs, cutoff, None)
+    return bandpass(x, fs, cutoff, None, padding=padding)
 
 
-def notch(x: np.ndarray, fs: int, freq: float, q: float = NOTCH_Q) -> np.ndarray:
+def notch(x: np.ndarray, fs: int, freq: float, q: float = NOTCH_Q, padding: Padding = "mirror") -> np.ndarray:
     """Zero-phase IIR notch at ``freq`` Hz (power-line interference), quality factor ``q``.
 
     A ``freq`` at or above Nyquist is a no-op rather than an error (a signal sampled that slowly holds
@@ -243,8 +264,8 @@ def notch(x: np.ndarray, fs: int, freq: float, q: float = NOTCH_Q) -> np.ndarray
     if freq >= fs / 2.0 * 0.99:
         return np.asarray(_check_2d(x), dtype=np.float64).copy()
     b, a = sps.iirnotch(freq, q, fs=fs)
-    # the notch rings for about q / (pi * freq) seconds; pad a few of those
-    return _filtfilt(x, sps.tf2sos(b, a), settle=round(q * fs / freq))
+    # the notch rings for about q / (pi * freq) seconds; a mirror pad covers a few of those
+    return _filtfilt(x, sps.tf2sos(b, a), settle=round(q * fs / freq), padding=padding)
 
 
 def median_baseline(x: np.ndarray, fs: int, seconds: float = BASELINE_MEDIAN_SECONDS) -> np.ndarray:
@@ -278,8 +299,11 @@ class EcgTransform:
 
     Filtering (notch → band-pass → baseline removal, each only when declared) runs at ``fs_out``
     before cropping, so filter edge effects fall outside the kept window; normalisation runs last so
-    its statistics describe exactly what the model sees. ``baseline`` also accepts a bool (True means
-    ``"highpass"``, as before). Random crops draw from the transform's own generator (seeded by
+    its statistics describe exactly what the model sees. Filters extend the record's ends as
+    ``scipy.signal.filtfilt`` does by default (``padding="scipy"``), which is what the public encoders'
+    preprocessing did, so imported weights see the same edges they were trained on; ``padding="mirror"``
+    is the longer, smoother pad of the standalone functions. ``baseline`` also accepts a bool (True means
+    ``"highpass"``). Random crops draw from the transform's own generator (seeded by
     ``seed``); DataLoader workers each hold a copy of it, so pass ``rng`` per call (or reseed per
     worker) when crops must differ across them.
     """
@@ -296,6 +320,7 @@ class EcgTransform:
     eps: float = 1e-6
     notch_hz: float | None = None
     bandpass_order: int = 2
+    padding: Padding = "scipy"
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -311,6 +336,8 @@ class EcgTransform:
             self.baseline = "highpass" if self.baseline else "none"
         if self.baseline not in BASELINES:
             raise ConfigError(f"baseline: expected one of {BASELINES}, got {self.baseline!r}")
+        if self.padding not in PADDINGS:
+            raise ConfigError(f"padding: expected one of {PADDINGS}, got {self.padding!r}")
         order = self.bandpass_order
         if isinstance(order, bool) or not isinstance(order, int | np.integer) or not 1 <= order <= MAX_BANDPASS_ORDER:
             raise ConfigError(f"bandpass_order: expected an integer from 1 to {MAX_BANDPASS_ORDER}, got {order!r}")
@@ -336,11 +363,11 @@ class EcgTransform:
             raise DataError(f"ecg: expected {self.leads} leads, got array of shape {arr.shape}")
         arr = resample(arr, self.fs_in if fs is None else fs, self.fs_out)
         if self.notch_hz is not None:
-            arr = notch(arr, self.fs_out, self.notch_hz)
+            arr = notch(arr, self.fs_out, self.notch_hz, padding=self.padding)
         if self.bandpass is not None:
-            arr = bandpass(arr, self.fs_out, *self.bandpass, order=int(self.bandpass_order))
+            arr = bandpass(arr, self.fs_out, *self.bandpass, order=int(self.bandpass_order), padding=self.padding)
         if self.baseline == "highpass":
-            arr = remove_baseline(arr, self.fs_out)
+            arr = remove_baseline(arr, self.fs_out, padding=self.padding)
         elif self.baseline == "median":
             arr = median_baseline(arr, self.fs_out)
         arr = crop_or_pad(arr, self.length, self.crop, rng or self._rng)
@@ -360,6 +387,7 @@ def build_transform(
     crop: CropMode = "center",
     leads: int = 12,
     seed: int | None = None,
+    padding: Padding = "scipy",
 ) -> EcgTransform:
     """Build a load-time transform (see :class:`EcgTransform`).
 
@@ -371,5 +399,5 @@ def build_transform(
     return EcgTransform(
         fs_in=fs_in, fs_out=fs_out, seconds=seconds, normalisation=normalisation,
         bandpass=band, baseline=baseline, crop=crop, leads=leads, seed=seed,  # type: ignore[arg-type]
-        notch_hz=notch_hz, bandpass_order=bandpass_order,
+        notch_hz=notch_hz, bandpass_order=bandpass_order, padding=padding,
     )

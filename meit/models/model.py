@@ -43,6 +43,8 @@ _ECG_TOKEN = "<ecg>"
 
 #: ``model.encoder=auto``: take the encoder named by the ``model.encoder_checkpoint`` artifact
 AUTO_ENCODER = "auto"
+#: ModelConfig keys that are contract fields of the same name (normalisation and filtering)
+_CONTRACT_KEYS = ("normalisation", "notch_hz", "bandpass", "bandpass_order", "baseline")
 
 
 def _adopt_encoder_artifact(cfg: ModelConfig, meta: EncoderArtifactMeta) -> ModelConfig:
@@ -63,8 +65,10 @@ def _adopt_encoder_artifact(cfg: ModelConfig, meta: EncoderArtifactMeta) -> Mode
         conflicts.append(f"model.encoder_fs={cfg.encoder_fs} (checkpoint: {c.fs})")
     if cfg.encoder_seconds is not None and float(cfg.encoder_seconds) != float(c.seconds):
         conflicts.append(f"model.encoder_seconds={cfg.encoder_seconds:g} (checkpoint: {c.seconds:g})")
-    if "normalisation" in given and cfg.normalisation != c.normalisation:
-        conflicts.append(f"model.normalisation={cfg.normalisation} (checkpoint: {c.normalisation})")
+    for key in _CONTRACT_KEYS:
+        mine, theirs = getattr(cfg, key), getattr(c, key)
+        if key in given and mine != theirs:
+            conflicts.append(f"model.{key}={_recipe_value(mine)} (checkpoint: {_recipe_value(theirs)})")
     if conflicts:
         raise ModelError(
             f"model.encoder_checkpoint={meta.directory} holds encoder '{meta.encoder}' trained for {c.describe()}, "
@@ -73,7 +77,24 @@ def _adopt_encoder_artifact(cfg: ModelConfig, meta: EncoderArtifactMeta) -> Mode
             f"purpose, point model.encoder_checkpoint at {meta.weights} (no contract check)."
         )
     return cfg.model_copy(update={"encoder": meta.encoder, "encoder_fs": c.fs, "encoder_seconds": c.seconds,
-                                  "normalisation": c.normalisation})
+                                  **{key: getattr(c, key) for key in _CONTRACT_KEYS}})
+
+
+def _recipe_value(value: Any) -> str:
+    """A contract value as it is written on the command line (``[0.67,40]``, ``null``, ``zscore``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, tuple | list):
+        return "[" + ",".join(_recipe_value(v) for v in value) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def contract_from_config(cfg: ModelConfig, *, data_fs: int, data_seconds: float) -> EncoderContract:
+    """The encoder contract a model config declares (rate and length default to the data's)."""
+    return EncoderContract(
+        leads=12, fs=int(cfg.encoder_fs or data_fs), seconds=float(cfg.encoder_seconds or data_seconds),
+        **{key: getattr(cfg, key) for key in _CONTRACT_KEYS},
+    )
 
 
 def _is_peft(model: nn.Module) -> bool:
@@ -182,10 +203,7 @@ class MeitModel(nn.Module):
                 f"model.encoder={AUTO_ENCODER} takes the encoder from model.encoder_checkpoint, which must then be "
                 f"an encoder artifact folder (with encoder.json); got {cfg.encoder_checkpoint!r}"
             )
-        contract = EncoderContract(
-            leads=12, fs=int(cfg.encoder_fs or data_fs), seconds=float(cfg.encoder_seconds or data_seconds),
-            normalisation=cfg.normalisation,
-        )
+        contract = contract_from_config(cfg, data_fs=data_fs, data_seconds=data_seconds)
         folder = source_folder(spec)
         tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
         llm = load_llm(spec, cfg, folder)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from meit.config import DataConfig, _Section, check_bandpass
+from meit.config import DataConfig, LoopConfig, _Section, check_bandpass
 
 if TYPE_CHECKING:
     from meit.models.encoders.base import EncoderContract
@@ -83,34 +83,17 @@ class ObjectiveConfig(_Section):
         return self
 
 
-class PretrainTrainConfig(_Section):
-    max_steps: int | None = Field(None, ge=0)
+class PretrainTrainConfig(LoopConfig):
+    """The loop's keys with pretraining defaults, plus the text encoder's own learning rate."""
+
     epochs: float = Field(10.0, gt=0)
     batch_size: int = Field(64, ge=2, description="per process; InfoNCE needs at least 2")
-    grad_accum: int = Field(1, ge=1)
     lr: float = Field(1e-3, gt=0, description="ECG encoder, heads and temperature")
     lr_text: float = Field(2e-5, gt=0, description="text encoder (pretrained: keep it small)")
     weight_decay: float = Field(1e-4, ge=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     scheduler: Literal["linear", "cosine", "constant"] = "cosine"
-    max_grad_norm: float | None = Field(1.0, gt=0)
-    save_every: int | None = Field(None, ge=1)
-    keep_last: int = Field(2, ge=1)
-    resume: str | None = None
-    log_every: int = Field(10, ge=1)
     eval_every: int | None = Field(None, ge=1, description="validation loss and recall every N steps")
-    mixed_precision: Literal["no", "bf16", "fp16", "auto"] = "auto"
-    trackers: list[str] = Field(default_factory=lambda: ["tensorboard"])
-
-    @field_validator("mixed_precision", mode="before")
-    @classmethod
-    def _yaml_no(cls, value: object) -> object:
-        return "no" if value is False else value
-
-    @field_validator("resume")
-    @classmethod
-    def _resume(cls, value: str | None) -> str | None:
-        return None if value in (None, "", "none", "null") else value
 
 
 class PretrainEvalConfig(_Section):

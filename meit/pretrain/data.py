@@ -75,9 +75,9 @@ class EcgTextCollator:
 
 def prepared_split(contract: Any, data_path: str | Path, split: str, max_samples: int | None = None) -> EcgTextDataset:
     """A split of a prepared dataset, transformed at load time to an encoder ``contract`` (fs, seconds,
-    normalisation) from the split's stored rate — the one path pretraining, retrieval and zero-shot share."""
+    filtering, normalisation: ``contract.load_transform``) from the split's stored rate — the one path
+    pretraining, retrieval and zero-shot share."""
     from meit.data.dataset import dataset_fs, get_split, load_prepared
-    from meit.data.transforms import build_transform
 
     dataset = load_prepared(data_path)
     rows = get_split(dataset, split, data_path)
@@ -85,6 +85,5 @@ def prepared_split(contract: Any, data_path: str | Path, split: str, max_samples
         raise DataError(f"split '{split}' of {data_path} is empty")
     if max_samples is not None:
         rows = rows.select(range(min(max_samples, len(rows))))
-    transform = build_transform(fs_in=dataset_fs(rows, data_path), fs_out=contract.fs, seconds=contract.seconds,
-                                normalisation=contract.normalisation)
+    transform = contract.load_transform(dataset_fs(rows, data_path))
     return EcgTextDataset(rows, transform)

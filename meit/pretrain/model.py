@@ -100,12 +100,7 @@ class EcgTextModel(nn.Module):
         """From a :class:`~meit.pretrain.config.PretrainRecipe`."""
         from meit.models.text import load_text_encoder
 
-        contract = EncoderContract(
-            fs=recipe.ecg.fs or recipe.data.fs,
-            seconds=recipe.ecg.seconds or recipe.data.seconds,
-            normalisation=recipe.ecg.normalisation,
-        )
-        encoder = build_encoder(recipe.ecg.encoder, contract)
+        encoder = build_encoder(recipe.ecg.encoder, recipe.ecg.contract(recipe.data))
         if recipe.ecg.checkpoint:
             load_encoder_checkpoint(encoder, recipe.ecg.checkpoint)
         text_model, tokenizer = load_text_encoder(

@@ -79,10 +79,7 @@ def embed_signal(model: Any, signal: Any, fs: int) -> torch.Tensor:
     """The embedding ``[D]`` of one raw ECG (12 × T, mV, canonical lead order) sampled at ``fs``."""
     import numpy as np
 
-    from meit.data.transforms import build_transform
-
-    c = model.contract
-    transform = build_transform(fs_in=fs, fs_out=c.fs, seconds=c.seconds, normalisation=c.normalisation)
+    transform = model.contract.load_transform(fs)
     ecg = torch.from_numpy(np.ascontiguousarray(transform(np.asarray(signal, dtype=np.float32)), dtype=np.float32))
     return model.embed_ecgs(ecg[None], batch_size=1)[0]
 
@@ -303,8 +300,9 @@ class RetrievalIndex:
         if int(model.embed_dim) != int(self.meta["embed_dim"]):
             raise ModelError(f"model embeds into {model.embed_dim} dimensions, the index {self.root} into "
                              f"{self.meta['embed_dim']}: it was built by another model")
-        if model.contract.to_dict() != self.meta["contract"]:
-            raise ModelError(f"model contract {model.contract.to_dict()} differs from the index's "
+        # compared as contracts: an index written before the filtering fields existed lacks them (= defaults)
+        if type(model.contract).from_dict(self.meta["contract"]) != model.contract:
+            raise ModelError(f"model contract {model.contract.describe()} differs from the index's "
                              f"{self.meta['contract']} ({self.root / META}): it was built by another model")
 
     # -------------------------------------------------------------------------------------------

@@ -70,13 +70,9 @@ def build_model(recipe: Recipe) -> Any:
 
 
 def make_transform(model: Any, source_fs: int) -> Any:
-    """The load-time transform the encoder's contract asks for, from the dataset's stored rate."""
-    from meit.data.transforms import build_transform
-
-    contract = model.encoder.contract
-    return build_transform(
-        fs_in=source_fs, fs_out=contract.fs, seconds=contract.seconds, normalisation=contract.normalisation
-    )
+    """The load-time transform the encoder's contract asks for, from the dataset's stored rate
+    (``EncoderContract.load_transform``: the same one pretraining, retrieval and zero-shot use)."""
+    return model.encoder.contract.load_transform(source_fs)
 
 
 def _data_path(recipe: Recipe, override: str | None = None) -> str:

@@ -129,7 +129,7 @@ def contract_overrides(name: str, contract: EncoderContract) -> str:
         text += f" model.notch_hz={contract.notch_hz:g}"
     if contract.bandpass is not None:
         edges = ",".join("null" if v is None else f"{v:g}" for v in contract.bandpass)
-        text += f" model.bandpass=[{edges}] model.bandpass_order={contract.bandpass_order}"
+        text += f" 'model.bandpass=[{edges}]' model.bandpass_order={contract.bandpass_order}"  # quoted for shells
     if contract.baseline != "none":
         text += f" model.baseline={contract.baseline}"
     return text

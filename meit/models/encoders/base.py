@@ -15,8 +15,6 @@ if TYPE_CHECKING:  # scipy is imported only when a transform is built
 
 #: the contract's fields, in order (``from_dict`` reads these and ignores anything else)
 CONTRACT_FIELDS = ("leads", "fs", "seconds", "normalisation", "bandpass", "bandpass_order", "notch_hz", "baseline")
-#: the fields describing filtering; their defaults mean "no filtering"
-FILTER_FIELDS = ("bandpass", "bandpass_order", "notch_hz", "baseline")
 
 
 def _hz(value: Any) -> Any:
