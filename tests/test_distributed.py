@@ -59,3 +59,16 @@ def test_torchrun_two_processes(single_process_log, tmp_path, prepared_100hz):
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29544",
                 "-m", "meit.cli"]
     _assert_same(single_process_log, _train(torchrun, tmp_path, prepared_100hz, "tr", 1))
+
+
+def test_shipped_cpu_config_starts_two_processes(tmp_path):
+    """recipes/accelerate/cpu_2proc.yaml must give 2 distributed processes, not 1 (MULTI_CPU's trap)."""
+    script = tmp_path / "world.py"
+    script.write_text("from accelerate import Accelerator\n"
+                      "a = Accelerator(cpu=True)\n"
+                      "print('world', a.num_processes, a.process_index, flush=True)\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu_2proc.yaml",
+         "--main_process_port", "29587", str(script)], capture_output=True, text=True, env=_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(line for line in out.stdout.splitlines() if line.startswith("world")) == ["world 2 0", "world 2 1"]
