@@ -17,7 +17,7 @@ from meit.retrieval.metrics import (
     same_findings_relevance,
     unique_texts,
 )
-from meit.retrieval.zeroshot import PromptSet, auroc_per_finding, zero_shot_scores
+from meit.retrieval.zeroshot import PromptSet, zero_shot_report
 
 
 def embed_dataset(model: Any, dataset: Any, batch_size: int = 64, progress: bool = False) -> torch.Tensor:
@@ -68,8 +68,7 @@ def evaluate_alignment(model: Any, dataset: Any, *, ks: Sequence[int] = (1, 5, 1
     metrics: dict[str, Any] = {"n": len(reports)}
     metrics |= retrieval_metrics(model, ecg_emb, reports, ks, findings, batch_size)
     if prompt_sets:
-        per_finding = auroc_per_finding(zero_shot_scores(model, ecg_emb, prompt_sets), findings, min_positives)
-        scored = [v["auroc"] for v in per_finding.values() if v["auroc"] is not None]
-        metrics["zero_shot"] = per_finding
-        metrics["zero_shot_macro_auroc"] = sum(scored) / len(scored) if scored else None
+        report = zero_shot_report(model, ecg_emb, reports, prompt_sets, min_positives)
+        metrics["zero_shot"] = report["findings"]
+        metrics["zero_shot_macro_auroc"] = report["macro_auroc"]
     return metrics

@@ -93,3 +93,47 @@ def auroc_per_finding(scores: Mapping[str, torch.Tensor], findings: Sequence[fro
             "negatives": negatives,
         }
     return out
+
+
+def zero_shot_report(model: Any, ecg_embeddings: torch.Tensor, reports: Sequence[str],
+                     prompt_sets: Sequence[PromptSet], min_positives: int = 5) -> dict[str, Any]:
+    """AUROC per finding (labels from the reports) with counts, why a finding was not scored, and the macro mean."""
+    from meit.evaluation.clinical import extract_findings
+
+    findings = [extract_findings(r) for r in reports]
+    per_finding = auroc_per_finding(zero_shot_scores(model, ecg_embeddings, prompt_sets), findings, min_positives)
+    for entry in per_finding.values():
+        if entry["auroc"] is None:
+            short = [f"{side} {entry[side]} < {min_positives}" for side in ("positives", "negatives")
+                     if entry[side] < min_positives]
+            entry["skipped"] = "too few " + " and ".join(short)
+    scored = [v["auroc"] for v in per_finding.values() if v["auroc"] is not None]
+    return {"n": len(findings), "min_positives": min_positives, "scored": len(scored),
+            "macro_auroc": sum(scored) / len(scored) if scored else None, "findings": per_finding}
+
+
+def plot_auroc(per_finding: dict[str, dict[str, Any]], path: Path, title: str) -> None:
+    """Bars of AUROC per finding, chance line at 0.5; unscored findings keep their slot, marked '–'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(per_finding)
+    values = [per_finding[n]["auroc"] if per_finding[n]["auroc"] is not None else 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * len(names) + 1.5), 4.0))
+    ax.bar(range(len(names)), values, color="tab:blue")
+    for position, name in enumerate(names):
+        if per_finding[name]["auroc"] is None:  # too few positives/negatives: shown, not dropped
+            ax.text(position, 0.02, "–", ha="center", va="bottom", fontsize=10)
+    ax.axhline(0.5, color="grey", linestyle="--", linewidth=1, label="chance (0.5)")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([f"{n} (n+={per_finding[n]['positives']})" for n in names], rotation=60, ha="right",
+                       fontsize=7)
+    ax.set_ylim(0, 1.1)
+    ax.set_ylabel("AUROC")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
