@@ -21,9 +21,18 @@ def steps_to_reach(curve: list[tuple[int, float]], target: float) -> int | None:
     return next((step for step, loss in curve if loss <= target), None)
 
 
-def fine_tune(recipe_file: Path, data: Path, out: Path, steps: int, eval_every: int, extra: list[str]) -> list:
+def fine_tune(recipe_file: Path, data: Path, out: Path, steps: int, eval_every: int, extra: list[str],
+              reuse: bool = False) -> list:
+    """The run's (step, validation loss) curve; with ``reuse``, read from a finished run's log instead."""
     from meit.config import load_recipe
     from meit.training import train
+    from meit.training.logs import read_jsonl
+
+    log = out / "logs" / "train.jsonl"
+    if reuse and (out / "final").is_dir() and log.is_file():
+        curve = [(r["step"], r["val_loss"]) for r in read_jsonl(log) if "val_loss" in r]
+        if curve and curve[-1][0] == steps:
+            return curve
 
     recipe = load_recipe(recipe_file, [f"data.path={data}", f"output_dir={out}", f"train.max_steps={steps}",
                                        f"train.eval_every={eval_every}", "train.sample_reports=0",
@@ -58,15 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("runs/bench_encoder_init"))
+    parser.add_argument("--pretrained-override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for the pretrained run only, e.g. train.train_encoder=false")
+    parser.add_argument("--reuse", action="store_true", help="reuse finished runs found under --out")
     parser.add_argument("overrides", nargs="*", help="recipe overrides applied to both runs")
     args = parser.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
     curves = {
         "scratch": fine_tune(args.recipe, args.data, args.out / "scratch", args.steps, args.eval_every,
-                             args.overrides),
+                             args.overrides, args.reuse),
         "pretrained": fine_tune(args.recipe, args.data, args.out / "pretrained", args.steps, args.eval_every,
-                                [*args.overrides, f"model.encoder_checkpoint={args.pretrained}"]),
+                                [*args.overrides, f"model.encoder_checkpoint={args.pretrained}",
+                                 *args.pretrained_override], args.reuse),
     }
     target = curves["scratch"][-1][1]
     reached = steps_to_reach(curves["pretrained"], target)
@@ -83,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         "pretrained_steps_to_scratch_final": reached,
         "speedup": (args.steps / reached) if reached else None,
         "pretrained": str(args.pretrained),
+        "overrides": args.overrides,
+        "pretrained_overrides": args.pretrained_override,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     table = [{"step": s, "scratch": f"{a:.4f}", "pretrained": f"{b:.4f}"}
