@@ -53,7 +53,8 @@ def fine_tune(recipe_file: Path, data: Path, out: Path, steps: int, eval_every: 
     return list(train(recipe, progress=True).val_losses)
 
 
-def plot_curves(curves: dict[str, list[tuple[int, float]]], target: float, path: Path) -> None:
+def plot_curves(curves: dict[str, list[tuple[int, float]]], target: float, path: Path,
+                labels: dict[str, str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,7 +62,7 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], target: float, path:
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for label, curve in curves.items():
-        ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=label)
+        ax.plot([s for s, _ in curve], [v for _, v in curve], marker="o", label=(labels or {}).get(label, label))
     ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="from-scratch final")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("validation loss")
@@ -102,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         for step, loss in curve
     ]
     write_csv(rows, args.out / "curves.csv")
-    plot_curves(curves, target, args.out / "val_loss.png")
+    suffix = f" ({', '.join(args.pretrained_override)})" if args.pretrained_override else ""
+    plot_curves(curves, target, args.out / "val_loss.png", {"scratch": "encoder from scratch",
+                                                            "pretrained": f"pretrained encoder{suffix}"})
     summary = {
         "steps": args.steps,
         "scratch_final_val_loss": target,
