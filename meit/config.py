@@ -46,14 +46,9 @@ class LoraConfig(_Section):
     targets: list[str] | Literal["auto"] = "auto"
 
 
-class ModelConfig(_Section):
-    """What to build: encoder → projector → fusion → LLM (+ LoRA)."""
+class SignalInputConfig(_Section):
+    """How an encoder wants its signal prepared at load time (part of its input contract)."""
 
-    llm: str = "smollm2-135m-instruct"
-    encoder: str = "resnet1d-50"
-    encoder_checkpoint: str | None = None
-    encoder_fs: int | None = Field(None, gt=0, description="input rate the encoder expects; default data.fs")
-    encoder_seconds: float | None = Field(None, gt=0, description="input length in seconds; default data.seconds")
     normalisation: Literal["zscore", "minmax", "zscore_record", "minmax_record", "none"] = Field(
         "zscore", description="zscore / minmax per lead; zscore_record / minmax_record over the whole record"
     )
@@ -61,10 +56,20 @@ class ModelConfig(_Section):
     bandpass: tuple[float | None, float | None] | None = Field(
         None, description="[low, high] Hz zero-phase Butterworth band-pass (either edge may be null)"
     )
-    bandpass_order: int = Field(2, ge=1, le=8, description="Butterworth order of model.bandpass")
+    bandpass_order: int = Field(2, ge=1, le=8, description="Butterworth order of the band-pass")
     baseline: Literal["none", "highpass", "median"] = Field(
         "none", description="baseline removal: 0.5 Hz high-pass or minus a 0.4 s running median"
     )
+
+
+class ModelConfig(SignalInputConfig):
+    """What to build: encoder → projector → fusion → LLM (+ LoRA)."""
+
+    llm: str = "smollm2-135m-instruct"
+    encoder: str = "resnet1d-50"
+    encoder_checkpoint: str | None = None
+    encoder_fs: int | None = Field(None, gt=0, description="input rate the encoder expects; default data.fs")
+    encoder_seconds: float | None = Field(None, gt=0, description="input length in seconds; default data.seconds")
     projector: Literal["linear", "mlp", "resampler"] = "mlp"
     fusion: Literal["prefix", "kv"] = "kv"
     num_ecg_tokens: int = Field(1, ge=1, description="ECG tokens for prefix fusion (resampler queries)")

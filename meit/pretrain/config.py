@@ -10,29 +10,18 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from meit.config import DataConfig, LoopConfig, _Section, check_bandpass
+from meit.config import DataConfig, LoopConfig, SignalInputConfig, _Section, check_bandpass
 
 if TYPE_CHECKING:
     from meit.models.encoders.base import EncoderContract
 
 
-class EcgSideConfig(_Section):
+class EcgSideConfig(SignalInputConfig):
     """The ECG encoder being pretrained; its contract defaults to the data's rate and length."""
 
     encoder: str = "resnet1d-18"
     fs: int | None = Field(None, gt=0, description="input rate the encoder expects; default data.fs")
     seconds: float | None = Field(None, gt=0, description="input length in seconds; default data.seconds")
-    normalisation: Literal["zscore", "minmax", "zscore_record", "minmax_record", "none"] = Field(
-        "zscore", description="zscore / minmax per lead; zscore_record / minmax_record over the whole record"
-    )
-    notch_hz: float | None = Field(None, gt=0, description="zero-phase notch (Q 30) at this frequency, e.g. 50")
-    bandpass: tuple[float | None, float | None] | None = Field(
-        None, description="[low, high] Hz zero-phase Butterworth band-pass (either edge may be null)"
-    )
-    bandpass_order: int = Field(2, ge=1, le=8, description="Butterworth order of ecg.bandpass")
-    baseline: Literal["none", "highpass", "median"] = Field(
-        "none", description="baseline removal: 0.5 Hz high-pass or minus a 0.4 s running median"
-    )
     checkpoint: str | None = Field(None, description="start from an encoder artifact (meit-encoder folder)")
 
     @field_validator("bandpass")
