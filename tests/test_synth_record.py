@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from meit.errors import ConfigError
@@ -71,6 +71,7 @@ finding_sets = st.builds(
     seconds=st.sampled_from([4.0, 10.0, 12.5]),
     fs=st.sampled_from([100, 500]),
 )
+@example(seed=483, findings=("sinus_brady", "avb1", "pvc"), noise=0.0, seconds=4.0, fs=100)
 def test_identities_hold_for_any_record(seed, findings, noise, seconds, fs):
     rec = make_record(seed, findings=findings, noise_level=noise, seconds=seconds, fs=fs)
     assert rec.digital.shape == (12, int(seconds * fs))
@@ -78,7 +79,9 @@ def test_identities_hold_for_any_record(seed, findings, noise, seconds, fs):
     assert np.abs(rec.digital).max() < 32767
     t = rec.truth
     assert t["findings"][1:] == [f for f in findings[1:] if f != "pvc" or t["n_pvc"] > 0]
-    assert 30 <= t["heart_rate"] <= 200 and rec.report
+    # the stated rate is measured from the beats in the record: in 4 s of bradycardia a PVC's compensatory
+    # pause can bring it below the drawn 42 bpm floor (29 bpm seen with seed 483, sinus_brady + avb1 + pvc)
+    assert 20 <= t["heart_rate"] <= 200 and rec.report
 
 
 @settings(max_examples=20, deadline=None)
