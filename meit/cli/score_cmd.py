@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -13,6 +12,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from meit.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def format_table(result: dict[str, Any]) -> str:
     """A small two-column table of the headline numbers."""
     rows = [(k, v) for k, v in result.items() if isinstance(v, float)]
@@ -92,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         "meit_version": __version__,
         "command": "meit score",
         "predictions": str(args.predictions),
-        "predictions_sha256": _sha256(args.predictions),
+        "predictions_sha256": file_sha256(args.predictions),
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "protocol": {k: v for k, v in PROTOCOL.items() if k in result or k in ALWAYS_DESCRIBED},
     }

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from meit import __version__
+from meit import __version__, hashing
 
 
 def code_version() -> dict[str, str | None]:
@@ -29,13 +28,8 @@ def code_version() -> dict[str, str | None]:
 
 
 def file_sha256(path: Path) -> str | None:
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The file's sha256, or None when it does not exist (provenance records what is there)."""
+    return hashing.file_sha256(path) if path.is_file() else None
 
 
 def provenance(checkpoint: str | None, data_path: str, split: str, decoding: dict[str, Any],

@@ -16,7 +16,6 @@ Only embeddings are held in memory (rows are embedded batch by batch), and nothi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -32,6 +31,7 @@ from tqdm.auto import tqdm
 from meit import __version__
 from meit.errors import DataError, ModelError
 from meit.evaluation.clinical import extract_findings
+from meit.hashing import file_sha256
 from meit.retrieval.evaluate import embed_dataset
 from meit.retrieval.metrics import (
     chance_recall_at_k,
@@ -58,21 +58,13 @@ Direction = Literal["report", "ecg"]
 # helpers shared by build, query and the CLI
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_fingerprint(model_dir: str | Path) -> dict[str, str]:
     """sha256 of the model folder's weight files (``encoder.safetensors`` must exist)."""
     root = Path(model_dir).expanduser()
     if not (root / FINGERPRINTED[0]).is_file():
         raise ModelError(f"{root / FINGERPRINTED[0]} not found: the model folder should be the final/ folder "
                          "of `meit pretrain`")
-    return {name: _sha256(root / name) for name in FINGERPRINTED if (root / name).is_file()}
+    return {name: file_sha256(root / name) for name in FINGERPRINTED if (root / name).is_file()}
 
 
 def embed_signal(model: Any, signal: Any, fs: int) -> torch.Tensor:

@@ -17,7 +17,6 @@ Upstream layouts (read from source; see docs/encoders.md):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections import Counter
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from meit.errors import ModelError
+from meit.hashing import file_sha256
 from meit.models.encoders import build_encoder
 from meit.models.encoders.artifact import read_state_file, state_fit_problems, write_encoder_artifact
 from meit.models.encoders.base import EncoderContract
@@ -146,14 +146,6 @@ KIND_SPECS: dict[str, _Kind] = {
 }
 
 # --------------------------------------------------------------------------------------------- helpers
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _unwrap(obj: Any, file: Path) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
@@ -288,7 +280,7 @@ def import_checkpoint(kind: str, path: str | Path, out_dir: str | Path, variant:
         "layout_from_commit": spec.commit,
         "file": str(file),
         "file_name": file.name,
-        "sha256": sha256_of(file),
+        "sha256": file_sha256(file),
         "size_bytes": file.stat().st_size,
         "nesting": {"containers": containers, "prefixes_stripped": wrappers + (["ecg_encoder."] if in_clip else []),
                     "other_entries": left_behind},
