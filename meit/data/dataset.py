@@ -47,6 +47,16 @@ def get_split(dataset: Any, name: str, root: str | Path = "") -> Any:
     return dataset[name]
 
 
+def load_split(path: str | Path, name: str, max_samples: int | None = None) -> Any:
+    """Split ``name`` of the prepared dataset at ``path`` (its first ``max_samples`` rows); empty is an error."""
+    split = get_split(load_prepared(path), name, path)
+    if len(split) == 0:
+        raise DataError(f"split '{name}' of {path} is empty")
+    if max_samples is not None:
+        split = split.select(range(min(max_samples, len(split))))
+    return split
+
+
 def dataset_fs(split: Any, root: str | Path = "") -> int:
     """The single sampling rate of a split (the contract says one fs per prepared dataset)."""
     if len(split) == 0:

@@ -13,8 +13,6 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from meit.errors import DataError
-
 
 def report_key(text: str) -> int:
     """A stable 63-bit id of a report's wording (case and spacing ignored): equal reports, equal keys."""
@@ -77,13 +75,8 @@ def prepared_split(contract: Any, data_path: str | Path, split: str, max_samples
     """A split of a prepared dataset, transformed at load time to an encoder ``contract`` (fs, seconds,
     filtering, normalisation: ``contract.load_transform``) from the split's stored rate — the one path
     pretraining, retrieval and zero-shot share."""
-    from meit.data.dataset import dataset_fs, get_split, load_prepared
+    from meit.data.dataset import dataset_fs, load_split
 
-    dataset = load_prepared(data_path)
-    rows = get_split(dataset, split, data_path)
-    if len(rows) == 0:
-        raise DataError(f"split '{split}' of {data_path} is empty")
-    if max_samples is not None:
-        rows = rows.select(range(min(max_samples, len(rows))))
+    rows = load_split(data_path, split, max_samples)
     transform = contract.load_transform(dataset_fs(rows, data_path))
     return EcgTextDataset(rows, transform)

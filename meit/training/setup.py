@@ -8,9 +8,9 @@ from typing import Any
 import torch
 
 from meit.config import Recipe
-from meit.data.dataset import EcgReportDataset, dataset_fs, get_split, load_prepared
+from meit.data.dataset import EcgReportDataset, dataset_fs, get_split, load_prepared, load_split
 from meit.data.prompts import PromptFormat
-from meit.errors import ConfigError, DataError
+from meit.errors import ConfigError
 
 
 def _uses_deepspeed() -> bool:
@@ -102,12 +102,7 @@ def build_split_dataset(
     perturb: Any = None,
 ) -> EcgReportDataset:
     path = _data_path(recipe, data_path)
-    dataset = load_prepared(path)
-    split = get_split(dataset, split_name, path)
-    if len(split) == 0:
-        raise DataError(f"split '{split_name}' of {path} is empty")
-    if max_samples is not None:
-        split = split.select(range(min(max_samples, len(split))))
+    split = load_split(path, split_name, max_samples)
     fmt = PromptFormat.from_model(model, recipe.model.max_length)
     return EcgReportDataset(
         split,
