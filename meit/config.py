@@ -73,6 +73,12 @@ class ModelConfig(SignalInputConfig):
     projector: Literal["linear", "mlp", "resampler"] = "mlp"
     fusion: Literal["prefix", "kv"] = "kv"
     num_ecg_tokens: int = Field(1, ge=1, description="ECG tokens for prefix fusion (resampler queries)")
+    projector_norm: bool = Field(
+        False, description="standardise encoder features across the batch and give the projector output the "
+                           "LLM's hidden-state scale (LayerNorm); keeps ECGs distinguishable and the scale stable")
+    finding_head: bool = Field(
+        False, description="a multi-label findings head on the pooled encoder features (meit.findings labels), "
+                           "trained by train.stage=encoder and train.aux_findings_weight; it never writes text")
     kv_layers: list[int] | Literal["all"] = "all"
     lora: LoraConfig = Field(default_factory=LoraConfig)
     quantization: Literal["none", "4bit", "8bit"] = "none"
@@ -150,8 +156,13 @@ class LoopConfig(_Section):
 class TrainConfig(LoopConfig):
     """Instruction tuning: the loop's keys plus stages and per-part learning rates."""
 
-    stage: Literal["align", "finetune"] = "finetune"
+    stage: Literal["encoder", "align", "finetune"] = Field(
+        "finetune", description="encoder: encoder + findings head on report-derived labels, no LLM; "
+                                "align: projector only; finetune: LoRA + projector (+ encoder)")
     init_from: str | None = None
+    aux_findings_weight: float = Field(
+        0.0, ge=0, description="weight of the findings-head loss added to the LM loss in align/finetune "
+                               "(needs model.finding_head=true)")
     lr_encoder: float | None = Field(None, gt=0)
     lr_projector: float | None = Field(None, gt=0)
     train_encoder: bool = True
@@ -159,6 +170,8 @@ class TrainConfig(LoopConfig):
 
 
 class EvalConfig(_Section):
+    """Decoding, scoring and controls of ``meit eval`` (and of the evaluations bench and quickstart run)."""
+
     split: str = "test"
     max_new_tokens: int = Field(96, ge=1)
     batch_size: int = Field(16, ge=1)
@@ -169,6 +182,25 @@ class EvalConfig(_Section):
     meteor: bool = True
     bertscore: bool = False
     max_samples: int | None = Field(None, ge=1)
+    max_samples_untrained: int | None = Field(
+        None, ge=1, description="rows of the quickstart's untrained (0-step) baseline; default max_samples"
+    )
+    controls: list[Literal["shuffled", "zeros"]] = Field(
+        default_factory=list,
+        description="also evaluate with another record's ECG (a derangement seeded by the recipe seed) "
+        "and/or a flat zero ECG, to measure how much the reports depend on the signal",
+    )
+
+    @field_validator("controls", mode="before")
+    @classmethod
+    def _one_control_or_many(cls, value: object) -> object:
+        # `eval.controls=shuffled` on the command line means the list [shuffled]
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("controls")
+    @classmethod
+    def _unique_controls(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))  # a repeated control would only be evaluated twice
 
 
 class Recipe(_Section):

@@ -1,7 +1,9 @@
 """``meit quickstart``: synthetic PTB-XL → ``meit prep ptbxl`` → train → evaluate → report.md.
 
 Every stage is the one users run on real data; only the raw source is generated. The same pipeline
-is also evaluated with zero training steps, so the report shows what training bought.
+is also evaluated with zero training steps, so the report shows what training bought, and the trained
+model again with another record's ECG and with a flat one (controls), so it shows whether the reports
+follow the signal or only the report template.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from meit.errors import ConfigError
 from meit.evaluation.runner import scalar_metrics
 
 log = logging.getLogger(__name__)
+#: controls the trained model is evaluated with, and their rows in report.md
+QUICKSTART_CONTROLS: dict[str, str] = {"shuffled": "trained · shuffled ECG", "zeros": "trained · zeros ECG"}
 
 
 def default_recipe_path() -> Path:
@@ -64,7 +68,10 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
     _stage("3/5 evaluate the untrained pipeline (zero training steps)")
     t0 = time.time()
     untrained = build_model(recipe)
-    untrained_metrics = evaluate_model(untrained, recipe, out / "untrained", progress=progress, label="untrained")
+    untrained_recipe = recipe.model_copy(update={"eval": recipe.eval.model_copy(
+        update={"max_samples": recipe.eval.max_samples_untrained or recipe.eval.max_samples})})
+    untrained_metrics = evaluate_model(untrained, untrained_recipe, out / "untrained", progress=progress,
+                                       label="untrained", controls=[])
     del untrained
     timings["eval_untrained_s"] = time.time() - t0
 
@@ -73,11 +80,11 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
     result = train(recipe, progress=progress)
     timings["train_s"] = time.time() - t0
 
-    _stage("5/5 evaluate the trained model (reloaded from its artifact)")
+    _stage("5/5 evaluate the trained model (reloaded from its artifact), then with shuffled and zero ECGs")
     t0 = time.time()
     trained = MeitModel.from_pretrained(result.final_dir)
     trained_metrics = evaluate_model(trained, recipe, out, checkpoint=str(result.final_dir), progress=progress,
-                                     label="trained")
+                                     label="trained", controls=list(QUICKSTART_CONTROLS))
     timings["eval_trained_s"] = time.time() - t0
 
     summary = _write_summary(out, recipe, trained_metrics, untrained_metrics, result, timings)
@@ -91,6 +98,8 @@ def _write_summary(out: Path, recipe: Recipe, trained: dict[str, Any], untrained
         **scalar_metrics(trained),
         "untrained": scalar_metrics(untrained),
         "trained": scalar_metrics(trained),
+        "controls": trained.get("controls", {}),
+        "grounding": trained.get("grounding", {}),
         "train": {"steps": result.steps, "first_loss": result.losses[0] if result.losses else None,
                   "last_loss": result.losses[-1] if result.losses else None},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -113,7 +122,9 @@ def _write_report(out: Path, recipe: Recipe, model: Any, summary: dict[str, Any]
     row = split[[str(i) for i in split["id"]].index(first["id"])]  # search the id column, not every row
     figure = plot_ecg_with_reports(np.asarray(row["ecg"]), int(row["fs"]), first["reference"], first["prediction"],
                                    out / "figures" / "example_ecg.png", title=f"test record {first['id']}")
-    table = metrics_table({"untrained (0 steps)": summary["untrained"], "trained": summary["trained"]})
+    table = metrics_table({"untrained (0 steps)": summary["untrained"], "trained": summary["trained"],
+                           **{row: summary["controls"][name] for name, row in QUICKSTART_CONTROLS.items()
+                              if name in summary["controls"]}})
     examples = "\n".join(
         f"- **{p['id']}**\n  - reference: {p['reference']}\n  - generated: {p['prediction']}" for p in predictions[:5]
     )
@@ -124,11 +135,14 @@ Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {recipe.data.
 `{recipe.model.projector}`, fusion `{recipe.model.fusion}`, LoRA r={recipe.model.lora.r}; trained
 {summary['train']['steps']} steps of batch {recipe.train.batch_size} on synthetic PTB-XL-layout data
 (loss {summary['train']['first_loss']:.3f} → {summary['train']['last_loss']:.3f}). Scored on
-{summary['provenance'].get('n', '?')} `{recipe.eval.split}` records, generated continuation only, greedy decoding.
+{summary['provenance'].get('n', '?')} `{recipe.eval.split}` records, generated continuation only, greedy decoding
+(the untrained pipeline on {summary['untrained'].get('n', '?')}).
 
 ## Metrics
 
 {table}
+
+{grounding_sentence(summary)}
 
 ## One test ECG
 
@@ -138,6 +152,29 @@ Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {recipe.data.
 
 {examples}
 
-Time: {timings}. Predictions: `predictions.jsonl` (trained), `untrained/predictions.jsonl`; model: `train/final/`.
+Time: {timings}. Predictions: `predictions.jsonl` (trained), `untrained/predictions.jsonl`,
+`controls/shuffled/predictions.jsonl`, `controls/zeros/predictions.jsonl`; model: `train/final/`.
 """
     (out / "report.md").write_text(text)
+
+
+def grounding_sentence(summary: dict[str, Any]) -> str:
+    """The controls in words: how much clinical F1 and METEOR the trained model loses without its own ECG."""
+    def drop(value: Any) -> str:
+        return f"{value:+.3f}" if isinstance(value, int | float) else "n/a"
+
+    what = {"shuffled": "another record's ECG", "zeros": "a flat zero ECG"}
+    parts = [f"with {what.get(name, name)} ({name}) clinical micro-F1 drops by "
+             f"{drop(d.get('clinical_micro_f1_drop'))}, macro-F1 by {drop(d.get('clinical_macro_f1_drop'))} "
+             f"and METEOR by {drop(d.get('meteor_drop'))}" for name, d in summary.get("grounding", {}).items()]
+    skipped = [f"the {name} control was skipped ({c['skipped']})"
+               for name, c in summary.get("controls", {}).items() if "skipped" in c]
+    trained = summary["trained"]
+    n_distinct = trained.get("n_distinct_reports", "?")
+    distinct = (f"The trained model wrote {n_distinct} distinct report{'' if n_distinct == 1 else 's'} for "
+                f"{trained.get('n', '?')} records (share {trained.get('distinct_reports', float('nan')):.2f}).")
+    if not parts and not skipped:
+        return distinct
+    grounding = "Grounding (real minus control): " + "; ".join(parts + skipped) + "."
+    return (f"{grounding} Drops near zero mean the reports do not depend on the ECG; large drops mean they "
+            f"follow the signal. {distinct}")

@@ -1,6 +1,7 @@
 """`meit bench` in sequence on a two-backbone suite: synthesises data, trains, evaluates, tabulates."""
 
 import csv
+import json
 
 from meit.cli import main
 
@@ -17,7 +18,8 @@ reference: eval/meit_published.csv
 reference_dataset: ptb-xl
 perturb: ["dropout:12"]
 overrides: [model.encoder=resnet1d-tiny, model.lora.r=4, model.lora.alpha=8, train.max_steps=2,
-            train.batch_size=4, train.save_every=null, eval.max_samples=3, eval.max_new_tokens=4, eval.meteor=false]
+            train.batch_size=4, train.save_every=null, eval.max_samples=3, eval.max_new_tokens=4, eval.meteor=false,
+            "eval.controls=[shuffled]"]
 backbones:
   - name: tiny-opt
   - name: tiny-qwen3
@@ -31,10 +33,16 @@ backbones:
         rows = {r["backbone"]: r for r in csv.DictReader(handle)}
     assert rows["tiny-opt"]["status"] == "ok" and float(rows["tiny-opt"]["bleu_4"]) >= 0
     assert rows["tiny-qwen3"]["status"] == "ok"
+    assert float(rows["tiny-opt"]["shuffled_clinical_micro_f1_drop"]) == float(
+        rows["tiny-opt"]["clinical_micro_f1"]) - json.loads(
+        (out / "tiny-opt" / "eval" / "controls" / "shuffled" / "metrics.json").read_text())["clinical_micro_f1"]
+    assert 0 < float(rows["tiny-opt"]["distinct_reports"]) <= 1
     assert rows["broken"]["status"] == "failed" and "tiny-nonexistent" in rows["broken"]["error"]
     table = (out / "results.md").read_text()
     assert "| tiny-opt | ok |" in table and "Published reference" in table and "llama-2-7b" in table
+    assert "| distinct | Δ micro-F1 (shuffled) |" in table
     assert (out / "figures" / "metrics_by_backbone.png").is_file()
+    assert (out / "figures" / "grounding_by_backbone.png").is_file()
     with open(out / "robustness.csv") as handle:
         sweep = list(csv.DictReader(handle))
     assert {(r["backbone"], r["perturbation"]) for r in sweep} >= {("tiny-opt", "clean"), ("tiny-opt", "dropout")}

@@ -14,7 +14,19 @@ from meit.config import Recipe, dump_recipe, load_recipe
 from meit.tables import write_csv
 
 log = logging.getLogger(__name__)
-SCORE_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "rouge_1", "rouge_2")
+SCORE_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "rouge_1", "rouge_2",
+              "clinical_micro_f1", "clinical_macro_f1", "distinct_reports")
+
+
+def result_cells(metrics: dict[str, Any]) -> dict[str, Any]:
+    """One backbone's numbers as flat row cells: the scores, then per control its drops
+    (``shuffled_clinical_micro_f1_drop`` …) and distinct-report share, when controls ran."""
+    cells = {k: metrics[k] for k in SCORE_KEYS if k in metrics}
+    controls = metrics.get("controls", {})
+    for name, drops in metrics.get("grounding", {}).items():
+        cells.update({f"{name}_{key}": value for key, value in drops.items()})
+        cells[f"{name}_distinct_reports"] = controls.get(name, {}).get("distinct_reports")
+    return cells
 
 
 def entry_recipe(suite: Suite, entry: SuiteEntry, suite_dir: Path, data_path: Path) -> Recipe:
@@ -56,7 +68,7 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
             model = MeitModel.from_pretrained(result.final_dir)
             metrics = evaluate_model(model, recipe, Path(recipe.output_dir) / "eval", checkpoint=str(result.final_dir),
                                      progress=progress, label=entry.name)
-            row.update({k: metrics[k] for k in SCORE_KEYS if k in metrics})
+            row.update(result_cells(metrics))
             if specs:
                 swept = evaluate_robustness(model, recipe, Path(recipe.output_dir) / "eval", specs,
                                             checkpoint=str(result.final_dir), clean=metrics, progress=progress)
@@ -84,11 +96,13 @@ def emit_jobs(suite: Suite, suite_dir: Path, launcher: str) -> list[Path]:
         recipe_file = jobs_dir / f"{entry.name}.yaml"
         recipe_file.write_text(dump_recipe(recipe))
         script = jobs_dir / f"{entry.name}.sh"
+        controls = "".join(f" --control {name}" for name in recipe.eval.controls)
         script.write_text(
             "#!/usr/bin/env bash\nset -euo pipefail\n"
             f"{launcher} -m meit.cli train {shlex.quote(str(recipe_file))}\n"
             f"python -m meit.cli eval --checkpoint {shlex.quote(str(out / 'final'))} "
-            f"--data {shlex.quote(str(data_path))} --split {recipe.eval.split} --out {shlex.quote(str(out / 'eval'))}\n"
+            f"--data {shlex.quote(str(data_path))} --split {recipe.eval.split} --out {shlex.quote(str(out / 'eval'))}"
+            f"{controls}\n"
         )
         script.chmod(0o755)
         scripts.append(script)
@@ -102,7 +116,7 @@ def collect(suite: Suite) -> list[dict[str, Any]]:
         file = Path(suite.output_dir) / entry.name / "eval" / "metrics.json"
         if file.is_file():
             metrics = json.loads(file.read_text())
-            rows.append({"backbone": entry.name, "status": "ok", **{k: metrics[k] for k in SCORE_KEYS if k in metrics}})
+            rows.append({"backbone": entry.name, "status": "ok", **result_cells(metrics)})
         else:
             rows.append({"backbone": entry.name, "status": "missing"})
     write_results(suite, rows)
@@ -110,12 +124,13 @@ def collect(suite: Suite) -> list[dict[str, Any]]:
 
 
 def write_results(suite: Suite, rows: list[dict[str, Any]], robustness: list[dict[str, Any]] | None = None) -> None:
-    from meit.bench.tables import write_markdown, write_plots, write_robustness_curves
+    from meit.bench.tables import write_grounding_plot, write_markdown, write_plots, write_robustness_curves
 
     out = Path(suite.output_dir)
     write_csv(rows, out / "results.csv")
     write_markdown(suite, rows, out / "results.md")
     write_plots(rows, out / "figures")
+    write_grounding_plot(rows, out / "figures")
     if robustness:
         write_csv(robustness, out / "robustness.csv")
         write_robustness_curves(robustness, out / "figures")

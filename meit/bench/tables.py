@@ -7,6 +7,20 @@ from pathlib import Path
 from typing import Any
 
 PLOT_METRICS = ("bleu_4", "meteor", "rouge_l", "cider_d")
+#: row-key suffix of a control's clinical micro-F1 drop (``shuffled_clinical_micro_f1_drop``)
+DROP_SUFFIX = "_clinical_micro_f1_drop"
+
+
+def control_names(rows: list[dict[str, Any]]) -> list[str]:
+    """The controls whose drops appear in any row, in first-seen order."""
+    return list(dict.fromkeys(k.removesuffix(DROP_SUFFIX) for r in rows for k in r if k.endswith(DROP_SUFFIX)))
+
+
+def grounding_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(row key, header) of the grounding columns present: the distinct-report share, then the drop of
+    clinical micro-F1 under each control (near zero: the reports do not depend on the ECG)."""
+    columns = [("distinct_reports", "distinct")] if any("distinct_reports" in r for r in rows) else []
+    return columns + [(f"{name}{DROP_SUFFIX}", f"Δ micro-F1 ({name})") for name in control_names(rows)]
 
 
 def read_reference(path: Path, dataset: str | None) -> list[dict[str, str]]:
@@ -26,12 +40,14 @@ def _cell(value: Any) -> str:
 def write_markdown(suite: Any, rows: list[dict[str, Any]], path: Path) -> None:
     from meit.bench.suite import resolve_path
 
-    metrics = [m for m in ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d") if any(m in r for r in rows)]
-    lines = [f"# bench: {suite.name}", "", "| backbone | status | " + " | ".join(metrics) + " | seconds |",
-             "|---|---|" + "---:|" * (len(metrics) + 1)]
+    columns = [(m, m) for m in ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d") if any(m in r for r in rows)]
+    columns += grounding_columns(rows)
+    lines = [f"# bench: {suite.name}", "",
+             "| backbone | status | " + " | ".join(h for _, h in columns) + " | seconds |",
+             "|---|---|" + "---:|" * (len(columns) + 1)]
     for row in rows:
         lines.append(f"| {row['backbone']} | {row.get('status', '')} | "
-                     + " | ".join(_cell(row.get(m)) for m in metrics) + f" | {row.get('seconds', '–')} |")
+                     + " | ".join(_cell(row.get(k)) for k, _ in columns) + f" | {row.get('seconds', '–')} |")
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:
         lines += ["", "Failures:"] + [f"- {r['backbone']}: {r.get('error')}" for r in failed]
@@ -65,6 +81,41 @@ def write_plots(rows: list[dict[str, Any]], folder: Path) -> None:
         ax.set_title(metric)
     fig.tight_layout()
     fig.savefig(folder / "metrics_by_backbone.png", dpi=110)
+    plt.close(fig)
+
+
+def write_grounding_plot(rows: list[dict[str, Any]], folder: Path) -> None:
+    """Bars per backbone: the clinical micro-F1 drop under each control, and the distinct-report share
+    (real and per control); nothing is drawn when no row has controls."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    controls = control_names(ok)
+    if not controls:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [r["backbone"] for r in ok]
+    panels = [("clinical micro-F1 drop (real − control)", DROP_SUFFIX),
+              ("distinct-report share", "_distinct_reports")]
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 0.9 * len(ok) + 4), 4), squeeze=False)
+    for ax, (title, suffix) in zip(axes[0], panels, strict=True):
+        series = [(name, f"{name}{suffix}") for name in controls]
+        if suffix == "_distinct_reports":
+            series = [("real", "distinct_reports"), *series]
+        width = 0.8 / len(series)
+        for index, (label, key) in enumerate(series):
+            values = [r.get(key) if isinstance(r.get(key), int | float) else 0.0 for r in ok]
+            ax.bar([i + (index - (len(series) - 1) / 2) * width for i in range(len(ok))], values, width,
+                   label=label)
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.set_xticks(range(len(ok)), names, rotation=60, ha="right", fontsize=8)
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(folder / "grounding_by_backbone.png", dpi=110)
     plt.close(fig)
 
 

@@ -10,7 +10,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "eval",
         help="generate reports for a split and score them (metrics.json, predictions.jsonl)",
         description="Batched generation with KV cache on a prepared dataset split, then corpus-level BLEU-1..4, "
-        "METEOR, ROUGE-L, CIDEr-D (+ ROUGE-1/2) on the generated continuation only.",
+        "METEOR, ROUGE-L, CIDEr-D (+ ROUGE-1/2) on the generated continuation only; optionally again with "
+        "control ECGs (--control) to measure how much the reports depend on the signal.",
     )
     parser.add_argument("--checkpoint", required=True, help="a trained artifact folder (e.g. RUN/final)")
     parser.add_argument("--data", required=True, help="a prepared dataset folder")
@@ -26,6 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--perturb", action="append", default=[], metavar="NAME[:L1,L2]",
                         help="also evaluate under a perturbation (gaussian = MEIT's protocol, baseline, powerline, "
                         "dropout), at its default levels or the ones given; repeatable. Writes robustness.csv/md/png")
+    parser.add_argument("--control", action="append", default=[], choices=["shuffled", "zeros"],
+                        help="also evaluate with another record's ECG (shuffled: a derangement seeded by --seed) or "
+                        "a flat zero ECG; repeatable. Writes controls/NAME/ and the controls and grounding "
+                        "(real minus control) blocks of metrics.json")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
@@ -49,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("eval.meteor=false")
     if args.bertscore:
         overrides.append("eval.bertscore=true")
+    if args.control:
+        overrides.append(f"eval.controls={json.dumps(args.control)}")
     recipe = load_recipe(None, overrides)
     specs = parse_perturbations(args.perturb, seed=args.seed)
     metrics = load_and_evaluate(args.checkpoint, args.data, args.split, args.out, recipe,
@@ -56,6 +63,12 @@ def run(args: argparse.Namespace) -> int:
     shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
     print(json.dumps(shown, indent=2))
     print(f"wrote {args.out}/metrics.json and {args.out}/predictions.jsonl")
+    for name, drops in metrics.get("grounding", {}).items():
+        shown_drops = ", ".join(f"{k} {v:+.4f}" for k, v in drops.items() if v is not None)
+        print(f"control {name} ({args.out}/controls/{name}/): {shown_drops}")
+    for name, scores in metrics.get("controls", {}).items():
+        if "skipped" in scores:
+            print(f"control {name} skipped: {scores['skipped']}")
     if specs:
         from pathlib import Path
 

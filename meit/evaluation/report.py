@@ -11,7 +11,7 @@ import numpy as np
 from meit.leads import CANONICAL_LEADS
 
 TABLE_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "rouge_1", "rouge_2",
-                 "clinical_micro_f1", "clinical_macro_f1")
+                 "clinical_micro_f1", "clinical_macro_f1", "distinct_reports")
 
 
 def plot_ecg_with_reports(signal: np.ndarray, fs: int, reference: str, prediction: str, path: Path,

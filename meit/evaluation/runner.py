@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,32 +42,79 @@ def evaluate_model(
     progress: bool = True,
     label: str = "eval",
     perturb: Any = None,
+    controls: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Generate on ``split`` of the prepared dataset, write ``predictions.jsonl`` and ``metrics.json``."""
-    cfg = recipe.eval
-    split_name = split or cfg.split
-    path = data_path or recipe.data.path
-    dataset = build_split_dataset(recipe, model, split_name, cfg.max_samples, with_report=False,
-                                  fixed_instruction=evaluation_instruction(), data_path=path, perturb=perturb)
-    settings = decoding_from(cfg, recipe.seed)
-    rows = generate_reports(model, dataset, settings, batch_size=cfg.batch_size, progress=progress,
-                            desc=f"{label}: generate")
-    metrics = score_rows(rows, cfg)
+    """Generate on ``split`` of the prepared dataset, write ``predictions.jsonl`` and ``metrics.json``.
+
+    Then each control (``controls``, default ``eval.controls``; none under a perturbation) runs with the
+    same model and decoding on the same rows, into ``OUT/controls/<name>/``; ``metrics.json`` gains its
+    scalar metrics under ``controls`` and the real-minus-control drops under ``grounding``.
+    """
+    names = list(controls if controls is not None else ([] if perturb is not None else recipe.eval.controls))
+    job = _Job(model, recipe, split or recipe.eval.split, data_path or recipe.data.path, checkpoint, progress)
     out = Path(out_dir)
-    write_predictions(out / "predictions.jsonl", rows)
-    result = {
-        **metrics,
-        "provenance": provenance(checkpoint, str(path), split_name, settings.as_dict(),
-                                 {"instruction": evaluation_instruction(), "n": len(rows),
-                                  "perturbation": perturb.label if perturb is not None else None}),
-    }
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    dataset, result = job.run(out, label, perturb, {"perturbation": perturb.label if perturb is not None else None,
+                                                    "controls": names})
+    if names:
+        result.update(_evaluate_controls(job, out, label, names, dataset.split, result))
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+class _Job:
+    """What every pass of one evaluation shares (model, rows, decoding), so controls differ only in signal."""
+
+    def __init__(self, model: Any, recipe: Recipe, split: str, data_path: str | None, checkpoint: str | None,
+                 progress: bool) -> None:
+        self.model, self.recipe, self.split, self.data_path = model, recipe, split, data_path
+        self.checkpoint, self.progress = checkpoint, progress
+        self.settings = decoding_from(recipe.eval, recipe.seed)
+
+    def run(self, folder: Path, desc: str, hook: Any, extra: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Generate with signal ``hook`` (a perturbation, a control or None), write predictions, then score."""
+        cfg = self.recipe.eval
+        dataset = build_split_dataset(self.recipe, self.model, self.split, cfg.max_samples, with_report=False,
+                                      fixed_instruction=evaluation_instruction(), data_path=self.data_path,
+                                      perturb=hook)
+        rows = generate_reports(self.model, dataset, self.settings, batch_size=cfg.batch_size,
+                                progress=self.progress, desc=f"{desc}: generate")
+        source_of = getattr(hook, "source_of", None)
+        if source_of is not None:  # a control: which record's ECG (if any) each report was written from
+            rows = [{**row, "ecg_from": source_of(row["id"])} for row in rows]
+        write_predictions(folder / "predictions.jsonl", rows)  # before scoring: a scorer error keeps them
+        result = {
+            **score_rows(rows, cfg),
+            "provenance": provenance(self.checkpoint, str(self.data_path), self.split, self.settings.as_dict(),
+                                     {"instruction": evaluation_instruction(), "n": len(rows), **extra}),
+        }
+        (folder / "metrics.json").write_text(json.dumps(result, indent=2))
+        return dataset, result
+
+
+def _evaluate_controls(job: _Job, out: Path, label: str, names: Sequence[str], rows: Any,
+                       real: dict[str, Any]) -> dict[str, Any]:
+    """``{"controls": {name: scalar metrics}, "grounding": {name: drops}}`` on the evaluated ``rows``."""
+    from meit.evaluation.controls import build_control, grounding, skip_reason
+
+    seed = job.recipe.seed
+    scores: dict[str, Any] = {}
+    drops: dict[str, Any] = {}
+    for name in names:
+        reason = skip_reason(name, len(rows))
+        if reason is not None:
+            log.warning("control %s skipped: %s", name, reason)
+            scores[name] = {"skipped": reason}
+            continue
+        _, metrics = job.run(out / "controls" / name, f"{label} · {name}", build_control(name, rows, seed),
+                             {"control": name, "control_seed": seed})
+        scores[name] = scalar_metrics(metrics)
+        drops[name] = grounding(real, metrics)
+    return {"controls": scores, "grounding": drops}
 
 
 def load_and_evaluate(checkpoint: str, data_path: str, split: str, out_dir: str, recipe: Recipe,
                       progress: bool = True, perturbations: list[Any] | None = None) -> dict[str, Any]:
-    """Reload an artifact and evaluate it (clean, then under each perturbation if any)."""
+    """Reload an artifact and evaluate it (clean with its controls, then under each perturbation if any)."""
     from meit.models import MeitModel
 
     model = MeitModel.from_pretrained(checkpoint)
@@ -93,7 +141,8 @@ def evaluate_robustness(model: Any, recipe: Recipe, out_dir: str | Path, specs: 
         rows.append({"perturbation": "clean", "level": 0.0, **scalar_metrics(clean)})
     for spec in specs:
         metrics = evaluate_model(model, recipe, out / "robustness" / spec.label, data_path=data_path, split=split,
-                                 checkpoint=checkpoint, progress=progress, label=spec.label, perturb=spec)
+                                 checkpoint=checkpoint, progress=progress, label=spec.label, perturb=spec,
+                                 controls=[])
         rows.append({"perturbation": spec.name, "level": spec.level, **scalar_metrics(metrics)})
     write_robustness(rows, out)
     return rows

@@ -5,9 +5,11 @@ from __future__ import annotations
 import inspect
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +18,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 import meit
 from meit.config import ModelConfig
 from meit.errors import ConfigError, DataError, ModelError
+from meit.findings import FINDINGS
 from meit.models.backbones import BackboneSpec, resolve_backbone
 from meit.models.encoders import (
     ECGEncoder,
@@ -26,7 +29,7 @@ from meit.models.encoders import (
     read_encoder_metadata,
 )
 from meit.models.encoders.artifact import contract_overrides
-from meit.models.fusion import KVSlotFusion, splice_prefix
+from meit.models.fusion import KVSlotFusion, find_attention_modules, splice_prefix
 from meit.models.loading import apply_lora, load_llm, load_tokenizer, quiet_peft_warnings, source_folder
 from meit.models.projectors import build_projector
 
@@ -35,6 +38,7 @@ ARTIFACT_VERSION = 1
 META_FILE = "meit_model.json"
 ENCODER_FILE = "encoder.safetensors"
 PROJECTOR_FILE = "projector.safetensors"
+FINDING_HEAD_FILE = "finding_head.safetensors"
 ADAPTER_DIR = "adapter"
 LLM_DIR = "llm"
 
@@ -97,6 +101,47 @@ def contract_from_config(cfg: ModelConfig, *, data_fs: int, data_seconds: float)
     )
 
 
+@dataclass
+class MeitOutput(CausalLMOutputWithPast):
+    """The LM output plus the findings-head loss (``None`` when no targets were given)."""
+
+    lm_loss: torch.Tensor | None = None
+    findings_loss: torch.Tensor | None = None
+    finding_logits: torch.Tensor | None = None
+
+
+#: the text whose hidden states set the scale of normalised ECG tokens (any ordinary report sentence)
+_SCALE_TEXT = "Sinus rhythm, rate 72 bpm. Normal axis. Normal ECG."
+
+
+@torch.no_grad()
+def hidden_rms(hf: nn.Module, tokenizer: Any, fusion: str, attention_pattern: str) -> float:
+    """Per-element RMS of what ECG tokens replace: input embeddings (prefix) or, averaged over layers, the
+    attention modules' inputs (kv: the slot's hidden state after each layer's own input norm)."""
+    ids = torch.tensor([tokenizer(_SCALE_TEXT, add_special_tokens=False)["input_ids"]],
+                       device=hf.get_input_embeddings().weight.device)
+    if fusion == "prefix":  # before any embedding scale (Gemma): encode_ecg applies that itself
+        embedding = hf.get_input_embeddings()
+        scale = getattr(embedding, "embed_scale", 1.0)
+        rms = embedding(ids).float().pow(2).mean().sqrt() / (scale.float() if torch.is_tensor(scale) else scale)
+        return float(rms)
+    seen: list[float] = []
+
+    def grab(module, args, kwargs):
+        h = kwargs.get("hidden_states", args[0] if args else None)
+        if isinstance(h, torch.Tensor):
+            seen.append(float(h.float().pow(2).mean().sqrt()))
+
+    handles = [m.register_forward_pre_hook(grab, with_kwargs=True)
+               for m in find_attention_modules(hf, attention_pattern)]
+    try:
+        hf(input_ids=ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    return float(np.mean(seen)) if seen else 1.0
+
+
 def _is_peft(model: nn.Module) -> bool:
     return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
 
@@ -135,6 +180,8 @@ class MeitModel(nn.Module):
         tokenizer: Any,
         *,
         lora_state: Literal["adapter", "merged", "none"],
+        finding_head: nn.Module | None = None,
+        finding_labels: list[str] | None = None,
     ):
         super().__init__()
         self.cfg = cfg
@@ -144,6 +191,9 @@ class MeitModel(nn.Module):
         self.llm = llm
         self.tokenizer = tokenizer
         self.lora_state = lora_state
+        #: training-time probe of the encoder (multi-label findings); never feeds the LLM
+        self.finding_head = finding_head
+        self.finding_labels = list(finding_labels or [])
         self.fusion = cfg.fusion
         self.num_ecg_tokens = cfg.num_ecg_tokens if cfg.fusion == "prefix" else 1
         self.ecg_placement: Literal["start", "inline"] = "start" if cfg.fusion == "kv" else "inline"
@@ -214,9 +264,14 @@ class MeitModel(nn.Module):
             load_encoder_checkpoint(encoder, cfg.encoder_checkpoint)
         hf = llm.get_base_model() if _is_peft(llm) else llm
         n_tokens = cfg.num_ecg_tokens if cfg.fusion == "prefix" else 1
-        projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion), n_tokens)
+        projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion), n_tokens,
+                                    normalised=cfg.projector_norm,
+                                    output_rms=(hidden_rms(hf, tokenizer, cfg.fusion, spec.attention_pattern)
+                                                if cfg.projector_norm else 1.0))
+        labels = list(FINDINGS) if cfg.finding_head else []
+        head = nn.Linear(encoder.out_dim, len(labels)) if labels else None
         model = cls(cfg, spec, encoder, projector, llm, tokenizer,
-                    lora_state="adapter" if cfg.lora.enabled else "none")
+                    lora_state="adapter" if cfg.lora.enabled else "none", finding_head=head, finding_labels=labels)
         model.trainable_parameter_groups("finetune", train_encoder=True)
         if cfg.gradient_checkpointing:
             model.enable_gradient_checkpointing()
@@ -227,11 +282,28 @@ class MeitModel(nn.Module):
 
     def encode_ecg(self, ecg: torch.Tensor) -> torch.Tensor:
         """ECG ``[B, 12, T]`` → projected tokens ``[B, num_ecg_tokens, D_llm]``."""
+        return self._project(self._encoder_features(ecg))
+
+    def _encoder_features(self, ecg: torch.Tensor) -> torch.Tensor:
+        """The encoder's output for the projector: one pooled vector ``[B, 1, C]`` or time tokens ``[B, T', C]``."""
         self.encoder.check_input(ecg)
         param = next(self.encoder.parameters())
         # one ECG vector: let the encoder pool; the resampler always attends over the time tokens
         pooled = self.num_ecg_tokens == 1 and self.cfg.projector != "resampler"
-        feats = self.encoder(ecg.to(device=param.device, dtype=param.dtype), pooled=pooled)
+        return self.encoder(ecg.to(device=param.device, dtype=param.dtype), pooled=pooled)
+
+    def finding_logits(self, feats: torch.Tensor) -> torch.Tensor:
+        """Findings-head logits ``[B, len(finding_labels)]`` from encoder features (time tokens are averaged)."""
+        if self.finding_head is None:
+            raise ModelError("this model has no findings head: build it with model.finding_head=true")
+        return self.finding_head(feats.mean(dim=1))
+
+    @staticmethod
+    def findings_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean binary cross-entropy of findings-head logits against multi-hot ``targets``."""
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.to(logits.device, torch.float32))
+
+    def _project(self, feats: torch.Tensor) -> torch.Tensor:
         tokens = self.projector(feats)
         if self.fusion == "prefix":
             # match the scale of the embedding module's output (Gemma multiplies inside it)
@@ -269,10 +341,11 @@ class MeitModel(nn.Module):
         pos = attention_mask.long().cumsum(-1) - 1
         return pos.masked_fill(attention_mask == 0, 0)
 
-    def _llm_inputs(self, ecg, input_ids, attention_mask, ecg_mask, *, generating: bool) -> dict[str, Any]:
+    def _llm_inputs(self, ecg, input_ids, attention_mask, ecg_mask, *, generating: bool,
+                    feats: torch.Tensor | None = None) -> dict[str, Any]:
         ecg_mask = ecg_mask.to(device=input_ids.device, dtype=torch.bool)
         self._check_masks(input_ids, attention_mask, ecg_mask)
-        tokens = self.encode_ecg(ecg)
+        tokens = self._project(self._encoder_features(ecg) if feats is None else feats)
         inputs: dict[str, Any] = {"attention_mask": attention_mask}
         if self.fusion == "prefix":
             embeds = self.llm.get_input_embeddings()(input_ids)
@@ -290,12 +363,30 @@ class MeitModel(nn.Module):
     def forward(
         self,
         ecg: torch.Tensor,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        ecg_mask: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        ecg_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
-    ) -> CausalLMOutputWithPast:
-        inputs = self._llm_inputs(ecg, input_ids, attention_mask, ecg_mask, generating=False)
+        finding_targets: torch.Tensor | None = None,
+        findings_weight: float = 1.0,
+    ) -> MeitOutput:
+        """LM logits and loss; with ``finding_targets`` also the findings-head loss (``loss`` = LM +
+        ``findings_weight`` × findings). Without ``input_ids`` only the encoder and its head run (the
+        ``encoder`` training stage): ``loss`` is the findings loss alone."""
+        feats = self._encoder_features(ecg)
+        head_logits = aux = None
+        if finding_targets is not None or (input_ids is None and self.finding_head is not None):
+            head_logits = self.finding_logits(feats)
+        if finding_targets is not None:
+            aux = self.findings_loss(head_logits, finding_targets)
+        if input_ids is None:
+            if head_logits is None:
+                raise DataError("forward without input_ids runs the findings head (encoder stage): the model has "
+                                "none (model.finding_head=false)")
+            return MeitOutput(loss=aux, findings_loss=aux, finding_logits=head_logits)
+        if attention_mask is None or ecg_mask is None:
+            raise DataError("forward with input_ids needs attention_mask and ecg_mask")
+        inputs = self._llm_inputs(ecg, input_ids, attention_mask, ecg_mask, generating=False, feats=feats)
         try:
             out = self.llm(**inputs, use_cache=False)
         finally:
@@ -303,10 +394,12 @@ class MeitModel(nn.Module):
             if self._kv is not None and not (self.training and self._checkpointing()):
                 self._kv.clear()
         logits = out.logits
-        loss = None
+        lm_loss = loss = None
         if labels is not None:
-            loss = self.causal_lm_loss(logits, labels, attention_mask, ecg_mask)
-        return CausalLMOutputWithPast(loss=loss, logits=logits)
+            lm_loss = loss = self.causal_lm_loss(logits, labels, attention_mask, ecg_mask)
+            if aux is not None:
+                loss = lm_loss + findings_weight * aux
+        return MeitOutput(loss=loss, logits=logits, lm_loss=lm_loss, findings_loss=aux, finding_logits=head_logits)
 
     @staticmethod
     def causal_lm_loss(
@@ -368,29 +461,37 @@ class MeitModel(nn.Module):
         lora, base = [], []
         for name, p in self.llm.named_parameters():
             (lora if "lora_" in name else base).append(p)
-        return {
+        parts = {
             "encoder": list(self.encoder.parameters()),
             "projector": list(self.projector.parameters()),
             "lora": lora,
             "base": base,
         }
+        if self.finding_head is not None:
+            parts["finding_head"] = list(self.finding_head.parameters())
+        return parts
 
     def trainable_parameter_groups(
-        self, stage: Literal["align", "finetune"], train_encoder: bool = True
+        self, stage: Literal["encoder", "align", "finetune"], train_encoder: bool = True
     ) -> dict[str, list[nn.Parameter]]:
         """Set ``requires_grad`` for a training stage and return the trainable parameters by part.
 
-        align: projector only. finetune: LoRA + projector (+ encoder when ``train_encoder``); without LoRA
-        (full fine-tune) the whole base LLM ("base") instead of LoRA. Keys "encoder", "projector", "lora"
-        are always present ("base" too for a full fine-tune); frozen parts map to empty lists.
+        encoder: the encoder and its findings head only (no LLM). align: projector (+ findings head).
+        finetune: LoRA + projector (+ encoder when ``train_encoder``, + findings head); without LoRA (full
+        fine-tune) the whole base LLM ("base") instead of LoRA. Keys "encoder", "projector", "lora" are always
+        present ("base" too for a full fine-tune, "finding_head" with a head); frozen parts map to empty lists.
         """
-        if stage not in ("align", "finetune"):
-            raise ConfigError(f"train.stage must be 'align' or 'finetune', got {stage!r}")
+        if stage not in ("encoder", "align", "finetune"):
+            raise ConfigError(f"train.stage must be 'encoder', 'align' or 'finetune', got {stage!r}")
+        if stage == "encoder" and self.finding_head is None:
+            raise ConfigError("train.stage=encoder trains the encoder through its findings head: "
+                              "set model.finding_head=true")
         full_ft = self.lora_state == "none"
         finetune = stage == "finetune"
         train = {
-            "encoder": finetune and train_encoder,
-            "projector": True,
+            "encoder": stage == "encoder" or (finetune and train_encoder),
+            "projector": stage != "encoder",
+            "finding_head": True,
             "lora": finetune and not full_ft,
             "base": finetune and full_ft,
         }
@@ -489,6 +590,9 @@ class MeitModel(nn.Module):
 
         save_file(state_of(self.encoder), str(out / ENCODER_FILE))
         save_file(state_of(self.projector), str(out / PROJECTOR_FILE))
+        (out / FINDING_HEAD_FILE).unlink(missing_ok=True)
+        if self.finding_head is not None:
+            save_file(state_of(self.finding_head), str(out / FINDING_HEAD_FILE))
         self.tokenizer.save_pretrained(out)
         if lora_state == "adapter":
             given = {} if state_dict is None else {"state_dict": state_of(self.llm)}
@@ -516,6 +620,7 @@ class MeitModel(nn.Module):
             "encoder_contract": self.contract.to_dict(),
             "encoder_out_dim": self.encoder.out_dim,
             "num_ecg_tokens": self.num_ecg_tokens,
+            "finding_labels": self.finding_labels,
             "ecg_placement": self.ecg_placement,
             "ecg_placeholder_id": self.ecg_placeholder_id,
             "lora": lora_state,
@@ -573,10 +678,19 @@ class MeitModel(nn.Module):
         _load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
         hf = llm.get_base_model() if _is_peft(llm) else llm
         projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion),
-                                    int(meta["num_ecg_tokens"]))
+                                    int(meta["num_ecg_tokens"]), normalised=cfg.projector_norm)
         _load_strict(projector, load_file(str(folder / PROJECTOR_FILE)), folder / PROJECTOR_FILE)
+        labels = list(meta.get("finding_labels") or [])
+        head = None
+        if cfg.finding_head:
+            if not labels or not (folder / FINDING_HEAD_FILE).is_file():
+                raise ModelError(f"{meta_file} declares model.finding_head but {folder} lacks {FINDING_HEAD_FILE} "
+                                 "or finding_labels")
+            head = nn.Linear(encoder.out_dim, len(labels))
+            _load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
         model = cls(cfg, spec, encoder, projector, llm, tokenizer,
-                    lora_state="none" if lora_state == "none" else lora_state)
+                    lora_state="none" if lora_state == "none" else lora_state, finding_head=head,
+                    finding_labels=labels)
         model.ecg_placeholder_id = int(meta.get("ecg_placeholder_id", model.ecg_placeholder_id))
         model.trainable_parameter_groups("finetune", train_encoder=True)
         if cfg.gradient_checkpointing:

@@ -3,6 +3,11 @@
 - ``linear``: one linear map; the encoder's time tokens are average-pooled to N first.
 - ``mlp``: Linear → GELU → Linear (LLaVA-1.5 style), same pooling.
 - ``resampler``: N learned queries cross-attend to all encoder tokens (Perceiver/Q-Former style).
+
+Any of them can be wrapped in :class:`NormalisedProjector` (``model.projector_norm``): features are
+standardised across the batch on the way in, and the output gets a fixed, LLM-matched scale. Measured
+on the quickstart (docs/evaluation.md, grounding): raw pooled ResNet features of different ECGs have a
+pairwise cosine of 0.98 (one shared offset), and a free output scale grows tenfold within a few steps.
 """
 
 from __future__ import annotations
@@ -77,6 +82,39 @@ class ResamplerProjector(nn.Module):
         return self.out(self.out_norm(q))
 
 
+class FeatureStandardiser(nn.BatchNorm1d):
+    """BatchNorm over the feature channels of ``[B, T, D]`` tokens: removes what all ECGs share.
+
+    A training batch of a single vector has no batch statistics: it is normalised with the running ones.
+    """
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        x = tokens.transpose(1, 2)  # [B, D, T]
+        if self.training and x.shape[0] * x.shape[2] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0,
+                                self.eps).transpose(1, 2)
+        return super().forward(x).transpose(1, 2)
+
+
+class NormalisedProjector(nn.Module):
+    """``inner`` between a feature standardiser and an output LayerNorm whose gain starts at ``output_rms``.
+
+    ``output_rms`` is the per-element RMS of the hidden states the ECG tokens stand in for (measured on the
+    backbone at build time), so the ECG neither drowns the text nor vanishes next to it.
+    """
+
+    def __init__(self, inner: nn.Module, in_dim: int, out_dim: int, output_rms: float = 1.0):
+        super().__init__()
+        self.num_tokens = inner.num_tokens
+        self.inner = inner
+        self.in_norm = FeatureStandardiser(in_dim)
+        self.out_norm = nn.LayerNorm(out_dim)
+        nn.init.constant_(self.out_norm.weight, float(output_rms))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.out_norm(self.inner(self.in_norm(tokens)))
+
+
 PROJECTORS: dict[str, Callable[..., nn.Module]] = {
     "linear": LinearProjector,
     "mlp": MLPProjector,
@@ -84,9 +122,12 @@ PROJECTORS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_projector(name: str, in_dim: int, out_dim: int, num_tokens: int = 1, **kwargs) -> nn.Module:
+def build_projector(name: str, in_dim: int, out_dim: int, num_tokens: int = 1, *, normalised: bool = False,
+                    output_rms: float = 1.0, **kwargs) -> nn.Module:
+    """Projector ``name``; ``normalised`` wraps it in :class:`NormalisedProjector` (output gain ``output_rms``)."""
     if name not in PROJECTORS:
         close = difflib.get_close_matches(name, list(PROJECTORS), n=1, cutoff=0.3)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise ModelError(f"unknown projector '{name}' (known: {', '.join(PROJECTORS)}){hint}")
-    return PROJECTORS[name](in_dim, out_dim, num_tokens, **kwargs)
+    projector = PROJECTORS[name](in_dim, out_dim, num_tokens, **kwargs)
+    return NormalisedProjector(projector, in_dim, out_dim, output_rms) if normalised else projector

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from meit.evaluation.clinical import extract_findings
+from meit.findings import extract_findings
 from meit.retrieval.metrics import (
     chance_recall_at_k,
     ecg_to_report_relevance,

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from meit import __version__
 from meit.errors import DataError, ModelError
-from meit.evaluation.clinical import extract_findings
+from meit.findings import extract_findings
 from meit.hashing import file_sha256
 from meit.retrieval.evaluate import embed_dataset
 from meit.retrieval.metrics import (

@@ -33,7 +33,7 @@ class PromptSet:
 
 def load_prompt_sets(path: str | Path | None = None) -> list[PromptSet]:
     """Prompt sets from a YAML file (``finding: {positive: [...], negative: [...]}``), default: the packaged set."""
-    from meit.evaluation.clinical import FINDINGS
+    from meit.findings import FINDINGS
 
     if path is None:
         source = "meit/retrieval/prompts/default.yaml"
@@ -98,7 +98,7 @@ def auroc_per_finding(scores: Mapping[str, torch.Tensor], findings: Sequence[fro
 def zero_shot_report(model: Any, ecg_embeddings: torch.Tensor, reports: Sequence[str],
                      prompt_sets: Sequence[PromptSet], min_positives: int = 5) -> dict[str, Any]:
     """AUROC per finding (labels from the reports) with counts, why a finding was not scored, and the macro mean."""
-    from meit.evaluation.clinical import extract_findings
+    from meit.findings import extract_findings
 
     findings = [extract_findings(r) for r in reports]
     per_finding = auroc_per_finding(zero_shot_scores(model, ecg_embeddings, prompt_sets), findings, min_positives)

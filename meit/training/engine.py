@@ -19,7 +19,9 @@ from torch.utils.data import DataLoader
 from meit.config import Recipe, dump_recipe
 from meit.data.collator import EcgCollator, LengthGroupedSampler, model_inputs
 from meit.data.dataset import evaluation_instruction
+from meit.errors import ConfigError
 from meit.evaluation.generation import DecodingSettings, generate_reports
+from meit.findings import finding_matrix
 from meit.training.fsdp import configure_wrapping
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final, shards_parameters
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
@@ -68,6 +70,32 @@ def validation_loss(model: torch.nn.Module, loader: DataLoader, accelerator: Any
     return float(total[0] / total[1].clamp(min=1))
 
 
+@torch.no_grad()
+def findings_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: Any) -> dict[str, float]:
+    """Validation loss and micro/macro F1 of the findings head (threshold 0.5) against report-derived labels."""
+    model.eval()
+    inner = accelerator.unwrap_model(model)
+    counts = torch.zeros(3, len(inner.finding_labels), dtype=torch.float64, device=accelerator.device)
+    loss = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
+    for batch in loader:
+        targets = torch.from_numpy(finding_matrix(batch["reports"], inner.finding_labels)).to(accelerator.device)
+        out = model(ecg=batch["ecg"], finding_targets=targets)
+        logits = out.finding_logits
+        loss += torch.stack([out.findings_loss.double() * len(targets),
+                             torch.tensor(float(len(targets)), dtype=torch.float64, device=accelerator.device)])
+        pred = (logits > 0).double()
+        counts += torch.stack([(pred * targets).sum(0), (pred * (1 - targets)).sum(0), ((1 - pred) * targets).sum(0)])
+    counts = accelerator.reduce(counts, reduction="sum")
+    loss = accelerator.reduce(loss, reduction="sum")
+    model.train()
+    tp, fp, fn = counts
+    seen = (tp + fn) > 0
+    f1 = 2 * tp / (2 * tp + fp + fn).clamp(min=1)
+    micro = float(2 * tp.sum() / (2 * tp.sum() + fp.sum() + fn.sum()).clamp(min=1))
+    return {"loss": float(loss[0] / loss[1].clamp(min=1)), "micro_f1": micro,
+            "macro_f1": float(f1[seen].mean()) if bool(seen.any()) else 0.0}
+
+
 class _InstructionTask:
     """Instruction tuning: causal-LM loss on the report, validation loss and sample reports."""
 
@@ -79,11 +107,25 @@ class _InstructionTask:
         self.val_losses: list[tuple[int, float]] = []
 
     def loss(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        return model(**model_inputs(batch)).loss
+        train = self.recipe.train
+        if train.stage == "encoder":  # encoder + findings head only: the LLM never runs
+            return model(ecg=batch["ecg"], finding_targets=self._targets(model, batch)).loss
+        inputs = model_inputs(batch)
+        if train.aux_findings_weight > 0:
+            return model(**inputs, finding_targets=self._targets(model, batch),
+                         findings_weight=train.aux_findings_weight).loss
+        return model(**inputs).loss
+
+    def _targets(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
+        """Findings read from the reference reports: the findings head's multi-hot targets."""
+        labels = self.accelerator.unwrap_model(model).finding_labels
+        return torch.from_numpy(finding_matrix(batch["reports"], labels))
 
     def evaluate(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
         if self.eval_loader is None:
             return {}
+        if self.recipe.train.stage == "encoder":
+            return {"val_findings": findings_accuracy(model, self.eval_loader, self.accelerator)}
         figures: dict[str, Any] = {"val_loss": validation_loss(model, self.eval_loader, self.accelerator)}
         self.val_losses.append((step, figures["val_loss"]))
         if self.sample_set is not None and self.accelerator.is_main_process and not shards_parameters(self.accelerator):
@@ -113,6 +155,10 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
         (output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
 
     model = build_model(recipe)
+    if (recipe.train.stage == "encoder" or recipe.train.aux_findings_weight > 0) and model.finding_head is None:
+        raise ConfigError(f"train.stage={recipe.train.stage} with train.aux_findings_weight="
+                          f"{recipe.train.aux_findings_weight:g} trains a findings head: set model.finding_head=true"
+                          + (" in the recipe of the train.init_from artifact" if recipe.train.init_from else ""))
     groups = model.trainable_parameter_groups(recipe.train.stage, recipe.train.train_encoder)
     if recipe.model.gradient_checkpointing:
         model.enable_gradient_checkpointing()

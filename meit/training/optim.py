@@ -14,7 +14,8 @@ from meit.errors import ConfigError
 
 def build_optimizer(groups: dict[str, list[torch.nn.Parameter]], cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW over the trainable groups; encoder and projector may have their own learning rates."""
-    lr_for = {"encoder": cfg.lr_encoder or cfg.lr, "projector": cfg.lr_projector or cfg.lr}
+    lr_for = {"encoder": cfg.lr_encoder or cfg.lr, "finding_head": cfg.lr_encoder or cfg.lr,
+              "projector": cfg.lr_projector or cfg.lr}
     param_groups: list[dict[str, Any]] = []
     for name, params in groups.items():
         params = [p for p in params if p.requires_grad]
