@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -153,6 +154,21 @@ class LoopConfig(_Section):
         return value
 
 
+class EncoderStageConfig(_Section):
+    """A first stage run by ``meit train`` itself: the encoder and its findings head learn the findings that
+    the reference reports state (``train.stage=encoder``), before the LLM stage starts from that artifact.
+
+    The LLM never runs in it, so a step costs what the encoder costs: many large batches fit in the time of
+    a few LLM steps. Written to ``OUTPUT_DIR/encoder_stage/`` and skipped when its ``final/`` exists.
+    """
+
+    max_steps: int = Field(300, ge=1)
+    batch_size: int = Field(32, ge=2, description="at least 2: BatchNorm needs batch statistics")
+    lr: float = Field(1e-3, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    eval_every: int | None = Field(None, ge=1, description="validation findings F1 of the head every N steps")
+
+
 class TrainConfig(LoopConfig):
     """Instruction tuning: the loop's keys plus stages and per-part learning rates."""
 
@@ -160,6 +176,8 @@ class TrainConfig(LoopConfig):
         "finetune", description="encoder: encoder + findings head on report-derived labels, no LLM; "
                                 "align: projector only; finetune: LoRA + projector (+ encoder)")
     init_from: str | None = None
+    encoder_stage: EncoderStageConfig | None = Field(
+        None, description="run an encoder stage first (needs model.finding_head=true; not with init_from)")
     aux_findings_weight: float = Field(
         0.0, ge=0, description="weight of the findings-head loss added to the LM loss in align/finetune "
                                "(needs model.finding_head=true)")
@@ -226,10 +244,16 @@ def _valid_keys(model_cls: type[BaseModel], prefix: str = "") -> tuple[str, ...]
     for name, field in model_cls.model_fields.items():
         dotted = f"{prefix}{name}"
         keys.append(dotted)
-        annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            keys.extend(_valid_keys(annotation, dotted + "."))
+        for section in _sections_of(field.annotation):
+            keys.extend(_valid_keys(section, dotted + "."))
     return tuple(keys)
+
+
+def _sections_of(annotation: Any) -> list[type[BaseModel]]:
+    """The recipe sections a field holds: ``Section`` itself, or inside ``Section | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
 
 
 VALID_KEYS: tuple[str, ...] = tuple(_valid_keys(Recipe))

@@ -75,7 +75,9 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
     del untrained
     timings["eval_untrained_s"] = time.time() - t0
 
-    _stage(f"4/5 train ({recipe.train.max_steps} steps × batch {recipe.train.batch_size}) → {recipe.output_dir}")
+    first = recipe.train.encoder_stage
+    before = f"encoder stage ({first.max_steps} steps × batch {first.batch_size}), then " if first else ""
+    _stage(f"4/5 train: {before}{recipe.train.max_steps} steps × batch {recipe.train.batch_size} → {recipe.output_dir}")
     t0 = time.time()
     result = train(recipe, progress=progress)
     timings["train_s"] = time.time() - t0
@@ -84,7 +86,7 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
     t0 = time.time()
     trained = MeitModel.from_pretrained(result.final_dir)
     trained_metrics = evaluate_model(trained, recipe, out, checkpoint=str(result.final_dir), progress=progress,
-                                     label="trained", controls=list(QUICKSTART_CONTROLS))
+                                     label="trained", controls=list(recipe.eval.controls or QUICKSTART_CONTROLS))
     timings["eval_trained_s"] = time.time() - t0
 
     summary = _write_summary(out, recipe, trained_metrics, untrained_metrics, result, timings)
@@ -100,6 +102,7 @@ def _write_summary(out: Path, recipe: Recipe, trained: dict[str, Any], untrained
         "trained": scalar_metrics(trained),
         "controls": trained.get("controls", {}),
         "grounding": trained.get("grounding", {}),
+        "clinical": trained.get("clinical", {}),
         "train": {"steps": result.steps, "first_loss": result.losses[0] if result.losses else None,
                   "last_loss": result.losses[-1] if result.losses else None},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -144,6 +147,10 @@ Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {recipe.data.
 
 {grounding_sentence(summary)}
 
+## Findings: trained, and with another record's ECG
+
+{findings_table(out, summary)}
+
 ## One test ECG
 
 ![12-lead ECG with its reference and generated report]({figure.relative_to(out)})
@@ -156,6 +163,22 @@ Time: {timings}. Predictions: `predictions.jsonl` (trained), `untrained/predicti
 `controls/shuffled/predictions.jsonl`, `controls/zeros/predictions.jsonl`; model: `train/final/`.
 """
     (out / "report.md").write_text(text)
+
+
+def findings_table(out: Path, summary: dict[str, Any]) -> str:
+    """Per-finding F1 of the trained model next to the shuffled control (support = reference mentions)."""
+    rows = (summary.get("clinical") or {}).get("per_finding") or {}
+    control_file = out / "controls" / "shuffled" / "metrics.json"
+    shuffled = (json.loads(control_file.read_text()).get("clinical") or {}).get("per_finding", {}) \
+        if control_file.is_file() else {}
+    if not rows:
+        return "(no clinical findings scored)"
+    lines = ["| finding | support | F1 trained | F1 shuffled ECG |", "|---|---:|---:|---:|"]
+    for name, row in sorted(rows.items(), key=lambda kv: -kv[1]["support"]):
+        other = shuffled.get(name, {}).get("f1")
+        lines.append(f"| {name} | {row['support']} | {row['f1']:.2f} | "
+                     f"{'' if other is None else f'{other:.2f}'} |")
+    return "\n".join(lines)
 
 
 def grounding_sentence(summary: dict[str, Any]) -> str:

@@ -35,3 +35,22 @@ def test_scaling_benchmark_runs_one_and_two_processes(prepared_100hz, tmp_path, 
     assert all(r["steps"] == 3 and r["seconds_per_step"] > 0 and r["peak_rss_gb"] > 0 for r in rows)
     assert rows[1]["scaling_efficiency"] > 0
     assert "efficiency" in capsys.readouterr().out
+
+
+def test_grounding_benchmark_writes_curve_findings_and_controls(prepared_100hz, tmp_path, capsys):
+    from meit.bench import grounding
+
+    out = tmp_path / "grounding"
+    assert grounding.main(["--data", str(prepared_100hz), "--out", str(out), "--steps", "4", "--encoder-steps", "3",
+                           "--eval-every", "2", "--val-samples", "4", "--test-samples", "5",
+                           "model.llm=tiny-llama", "model.encoder=resnet1d-tiny", "model.lora.r=4",
+                           "model.lora.alpha=8", "train.encoder_stage.batch_size=4", "eval.max_new_tokens=6",
+                           "eval.meteor=false"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["step"] for r in summary["learning_curve"]] == [2, 4]
+    assert {"val_findings_micro_f1", "val_findings_macro_f1", "val_distinct_reports"} <= set(
+        summary["learning_curve"][0])
+    assert set(summary["controls"]) == set(summary["grounding"]) == {"shuffled", "zeros"}
+    assert summary["test"]["n"] == 5
+    assert (out / "learning_curve.png").stat().st_size > 5000 and (out / "per_finding.csv").is_file()
+    assert "macro-F1" in capsys.readouterr().out

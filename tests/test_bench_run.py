@@ -18,6 +18,7 @@ reference: eval/meit_published.csv
 reference_dataset: ptb-xl
 perturb: ["dropout:12"]
 overrides: [model.encoder=resnet1d-tiny, model.lora.r=4, model.lora.alpha=8, train.max_steps=2,
+            train.encoder_stage.max_steps=2, train.encoder_stage.batch_size=4,
             train.batch_size=4, train.save_every=null, eval.max_samples=3, eval.max_new_tokens=4, eval.meteor=false,
             "eval.controls=[shuffled]"]
 backbones:

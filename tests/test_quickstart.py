@@ -9,8 +9,9 @@ def test_quickstart_writes_metrics_predictions_report_and_model(tmp_path, capsys
     out = tmp_path / "qs"
     code = main(["quickstart", "--out", str(out), "--n", "40", "--workers", "1", "--no-progress",
                  "model.llm=tiny-llama", "model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8",
-                 "train.max_steps=4", "train.save_every=2", "eval.max_samples=3", "eval.max_new_tokens=6",
-                 "eval.meteor=false", "eval.max_samples_untrained=2"])
+                 "train.max_steps=4", "train.save_every=2", "train.encoder_stage.max_steps=3",
+                 "train.encoder_stage.batch_size=4", "eval.controls=[shuffled, zeros]", "eval.max_samples=3",
+                 "eval.max_new_tokens=6", "eval.meteor=false", "eval.max_samples_untrained=2"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d"):
@@ -30,4 +31,6 @@ def test_quickstart_writes_metrics_predictions_report_and_model(tmp_path, capsys
     assert "Grounding (real minus control)" in report and "for 3 records (share" in report
     assert (out / "figures" / "example_ecg.png").stat().st_size > 10_000
     assert (out / "train" / "final" / "meit_model.json").is_file()
+    assert (out / "train" / "encoder_stage" / "final" / "finding_head.safetensors").is_file()
+    assert "| finding | support | F1 trained | F1 shuffled ECG |" in report
     assert f"results in {out}" in capsys.readouterr().out

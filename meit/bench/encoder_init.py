@@ -49,6 +49,7 @@ def fine_tune(recipe_file: Path, data: Path, out: Path, steps: int, eval_every: 
 
     recipe = load_recipe(recipe_file, [f"data.path={data}", f"output_dir={out}", f"train.max_steps={steps}",
                                        f"train.eval_every={eval_every}", "train.sample_reports=0",
+                                       "train.encoder_stage=null",  # compare the encoders' starting points
                                        "train.save_every=null", "train.trackers=[]", *extra])
     return list(train(recipe, progress=True).val_losses)
 

@@ -46,7 +46,9 @@ def run_once(processes: int, recipe: Path, data: Path, out: Path, steps: int, ov
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or processes) // processes))
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
                "--num_machines", "1", "--main_process_port", "29577", "-m", "meit.cli", "train", str(recipe)]
+    # the LLM stage's step is what scales: no encoder stage before it
     cmd += [f"data.path={data}", f"output_dir={out}", f"train.max_steps={steps}", "train.save_every=null",
+            "train.encoder_stage=null",
             "train.log_every=1", "train.trackers=[]", "--no-progress", *overrides]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stop, peak = threading.Event(), []

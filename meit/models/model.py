@@ -110,6 +110,11 @@ class MeitOutput(CausalLMOutputWithPast):
     finding_logits: torch.Tensor | None = None
 
 
+#: normalised ECG tokens start at this fraction of the hidden-state scale and learn their gain from there.
+#: Measured on SmolLM2 (kv): an untrained slot at the full scale raises the loss from 3.9 to 8.1, at 0.3 to
+#: 4.2, at 0.1 to 3.93; but at 0.1 the LLM barely reads the ECG in a short run, at 0.3 and 0.5 it does
+#: (docs/evaluation.md, grounding).
+ECG_SCALE_AT_INIT = 0.5
 #: the text whose hidden states set the scale of normalised ECG tokens (any ordinary report sentence)
 _SCALE_TEXT = "Sinus rhythm, rate 72 bpm. Normal axis. Normal ECG."
 
@@ -264,10 +269,10 @@ class MeitModel(nn.Module):
             load_encoder_checkpoint(encoder, cfg.encoder_checkpoint)
         hf = llm.get_base_model() if _is_peft(llm) else llm
         n_tokens = cfg.num_ecg_tokens if cfg.fusion == "prefix" else 1
+        scale = ECG_SCALE_AT_INIT * hidden_rms(hf, tokenizer, cfg.fusion, spec.attention_pattern) \
+            if cfg.projector_norm else 1.0
         projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion), n_tokens,
-                                    normalised=cfg.projector_norm,
-                                    output_rms=(hidden_rms(hf, tokenizer, cfg.fusion, spec.attention_pattern)
-                                                if cfg.projector_norm else 1.0))
+                                    normalised=cfg.projector_norm, output_rms=scale)
         labels = list(FINDINGS) if cfg.finding_head else []
         head = nn.Linear(encoder.out_dim, len(labels)) if labels else None
         model = cls(cfg, spec, encoder, projector, llm, tokenizer,
@@ -472,12 +477,15 @@ class MeitModel(nn.Module):
         return parts
 
     def trainable_parameter_groups(
-        self, stage: Literal["encoder", "align", "finetune"], train_encoder: bool = True
+        self, stage: Literal["encoder", "align", "finetune"], train_encoder: bool = True,
+        train_finding_head: bool | None = None,
     ) -> dict[str, list[nn.Parameter]]:
         """Set ``requires_grad`` for a training stage and return the trainable parameters by part.
 
-        encoder: the encoder and its findings head only (no LLM). align: projector (+ findings head).
-        finetune: LoRA + projector (+ encoder when ``train_encoder``, + findings head); without LoRA (full
+        encoder: the encoder and its findings head only (no LLM). align: projector. finetune: LoRA +
+        projector (+ encoder when ``train_encoder``). The findings head trains in the encoder stage, elsewhere
+        only when ``train_finding_head`` (an auxiliary loss uses it: an unused trainable part stalls DDP).
+        Without LoRA (full
         fine-tune) the whole base LLM ("base") instead of LoRA. Keys "encoder", "projector", "lora" are always
         present ("base" too for a full fine-tune, "finding_head" with a head); frozen parts map to empty lists.
         """
@@ -491,7 +499,7 @@ class MeitModel(nn.Module):
         train = {
             "encoder": stage == "encoder" or (finetune and train_encoder),
             "projector": stage != "encoder",
-            "finding_head": True,
+            "finding_head": stage == "encoder" if train_finding_head is None else train_finding_head,
             "lora": finetune and not full_ft,
             "base": finetune and full_ft,
         }

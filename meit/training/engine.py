@@ -21,11 +21,12 @@ from meit.data.collator import EcgCollator, LengthGroupedSampler, model_inputs
 from meit.data.dataset import evaluation_instruction
 from meit.errors import ConfigError
 from meit.evaluation.generation import DecodingSettings, generate_reports
-from meit.findings import finding_matrix
-from meit.training.fsdp import configure_wrapping
+from meit.findings import extract_findings, finding_matrix, score_finding_sets
+from meit.training.fsdp import configure_wrapping, uses_fsdp
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final, shards_parameters
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
 from meit.training.setup import build_accelerator, build_model, build_split_dataset, check_data
+from meit.training.sharded_checkpoint import uses_sharded_state
 
 
 @dataclass
@@ -96,6 +97,15 @@ def findings_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: A
             "macro_f1": float(f1[seen].mean()) if bool(seen.any()) else 0.0}
 
 
+def sample_findings(rows: list[dict[str, str]]) -> dict[str, float]:
+    """Findings of the generated validation reports against their references (a learning curve of what the
+    model reads from the ECG, next to the loss, which the report template alone can lower)."""
+    scores = score_finding_sets((extract_findings(r["prediction"]) for r in rows),
+                                (extract_findings(r["reference"]) for r in rows))
+    return {"val_findings_micro_f1": scores["micro_f1"], "val_findings_macro_f1": scores["macro_f1"],
+            "val_distinct_reports": len({r["prediction"] for r in rows}) / max(len(rows), 1)}
+
+
 class _InstructionTask:
     """Instruction tuning: causal-LM loss on the report, validation loss and sample reports."""
 
@@ -129,10 +139,12 @@ class _InstructionTask:
         figures: dict[str, Any] = {"val_loss": validation_loss(model, self.eval_loader, self.accelerator)}
         self.val_losses.append((step, figures["val_loss"]))
         if self.sample_set is not None and self.accelerator.is_main_process and not shards_parameters(self.accelerator):
-            figures["samples"] = generate_reports(
+            samples = generate_reports(
                 self.accelerator.unwrap_model(model), self.sample_set,
                 DecodingSettings(max_new_tokens=self.recipe.eval.max_new_tokens, seed=self.recipe.seed),
-                batch_size=len(self.sample_set), progress=False)
+                batch_size=min(len(self.sample_set), self.recipe.eval.batch_size), progress=False)
+            figures.update(sample_findings(samples))
+            figures["samples"] = samples
         return figures
 
     def failure_context(self, batch: dict[str, Any], step: int) -> contextlib.AbstractContextManager[None]:
@@ -145,11 +157,63 @@ class _InstructionTask:
             f"a batch of {shape[0]} × {shape[1]} tokens (model.llm={self.recipe.model.llm})", step)
 
 
+def encoder_stage_recipe(recipe: Recipe) -> Recipe:
+    """The recipe of ``train.encoder_stage``: the same model and data, ``train.stage=encoder``, its own folder."""
+    stage = recipe.train.encoder_stage
+    assert stage is not None
+    train_cfg = recipe.train.model_copy(update={
+        "stage": "encoder", "encoder_stage": None, "max_steps": stage.max_steps, "batch_size": stage.batch_size,
+        "grad_accum": 1, "lr": stage.lr, "lr_encoder": None, "warmup_ratio": stage.warmup_ratio,
+        "eval_every": stage.eval_every, "save_every": None, "train_encoder": True, "aux_findings_weight": 0.0,
+        "trackers": [],  # the job's trackers follow the main stage
+    })
+    return recipe.model_copy(update={"train": train_cfg, "output_dir": str(Path(recipe.output_dir) / "encoder_stage")})
+
+
+def _run_encoder_stage(recipe: Recipe, accelerator: Any, progress: bool) -> Recipe:
+    """Run ``train.encoder_stage`` (unless its artifact exists) and return the recipe that continues from it."""
+    if recipe.train.init_from:
+        raise ConfigError("train.encoder_stage and train.init_from both say where the model starts: set one")
+    if not recipe.model.finding_head:
+        raise ConfigError("train.encoder_stage trains the encoder through its findings head: "
+                          "set model.finding_head=true")
+    first = encoder_stage_recipe(recipe)
+    final = Path(first.output_dir) / "final"
+    if not (final / "meit_model.json").is_file():
+        if uses_sharded_state(accelerator) or uses_fsdp(accelerator):
+            raise ConfigError(
+                "train.encoder_stage runs two models through one accelerate job, which DeepSpeed and FSDP do not "
+                f"allow: run it as its own job (train.stage=encoder output_dir={first.output_dir}, e.g. without "
+                "DeepSpeed: it trains the encoder only), then this recipe with train.encoder_stage=null "
+                f"train.init_from={final}")
+        if progress:
+            print(f"encoder stage: {first.train.max_steps} steps of batch {first.train.batch_size} "
+                  f"→ {first.output_dir}", flush=True)
+        _train_stage(first, accelerator, progress=progress)
+        accelerator.free_memory()  # drop accelerate's references to the first stage's model and optimizer
+    accelerator.wait_for_everyone()
+    return recipe.model_copy(update={"train": recipe.train.model_copy(
+        update={"encoder_stage": None, "init_from": str(final)})})
+
+
 def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
-    """Train as the recipe says and write ``OUTPUT_DIR/final`` (the ``save_pretrained`` artifact)."""
-    output_dir = Path(recipe.output_dir)
+    """Train as the recipe says and write ``OUTPUT_DIR/final`` (the ``save_pretrained`` artifact).
+
+    With ``train.encoder_stage`` the encoder stage runs first (``OUTPUT_DIR/encoder_stage/``) and this stage
+    starts from its artifact.
+    """
     check_data(recipe, [recipe.data.train_split] + ([recipe.data.eval_split] if recipe.train.eval_every else []))
-    accelerator = build_accelerator(recipe)
+    accelerator = build_accelerator(recipe)  # one per job: both stages share its process group
+    if recipe.train.encoder_stage is not None and recipe.train.stage != "encoder":
+        recipe = _run_encoder_stage(recipe, accelerator, progress)
+    result = _train_stage(recipe, accelerator, progress=progress)
+    accelerator.end_training()
+    return result
+
+
+def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool) -> TrainResult:
+    """One stage of :func:`train` on an accelerator built for the job."""
+    output_dir = Path(recipe.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
@@ -159,7 +223,9 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
         raise ConfigError(f"train.stage={recipe.train.stage} with train.aux_findings_weight="
                           f"{recipe.train.aux_findings_weight:g} trains a findings head: set model.finding_head=true"
                           + (" in the recipe of the train.init_from artifact" if recipe.train.init_from else ""))
-    groups = model.trainable_parameter_groups(recipe.train.stage, recipe.train.train_encoder)
+    groups = model.trainable_parameter_groups(
+        recipe.train.stage, recipe.train.train_encoder,
+        train_finding_head=recipe.train.stage == "encoder" or recipe.train.aux_findings_weight > 0)
     if recipe.model.gradient_checkpointing:
         model.enable_gradient_checkpointing()
 
@@ -208,6 +274,5 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
     if accelerator.is_main_process:
         (final_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     return TrainResult(final_dir=final_dir, steps=looped.steps, losses=looped.losses, val_losses=task.val_losses,
                        seconds=looped.seconds)
