@@ -66,7 +66,8 @@ def test_shipped_cpu_config_starts_two_processes(tmp_path):
     script = tmp_path / "world.py"
     script.write_text("from accelerate import Accelerator\n"
                       "a = Accelerator(cpu=True)\n"
-                      "print('world', a.num_processes, a.process_index, flush=True)\n")
+                      "import os\n"  # one write per line: two processes share the pipe
+                      "os.write(1, f'world {a.num_processes} {a.process_index}\\n'.encode())\n")
     out = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--config_file", "recipes/accelerate/cpu_2proc.yaml",
          "--main_process_port", "29587", str(script)], capture_output=True, text=True, env=_env(), timeout=300)
