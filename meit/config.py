@@ -187,6 +187,16 @@ class TrainConfig(LoopConfig):
     sample_reports: int = Field(2, ge=0, description="validation reports generated and logged every eval_every steps")
 
 
+    @model_validator(mode="after")
+    def _stages_agree(self) -> TrainConfig:
+        if self.encoder_stage is not None and self.init_from:
+            raise ValueError("train.encoder_stage and train.init_from both say where the model starts: set one")
+        if self.encoder_stage is not None and self.stage == "encoder":
+            raise ValueError("train.encoder_stage runs before an align/finetune stage; with train.stage=encoder "
+                             "set train.encoder_stage=null and use train.max_steps")
+        return self
+
+
 class EvalConfig(_Section):
     """Decoding, scoring and controls of ``meit eval`` (and of the evaluations bench and quickstart run)."""
 
@@ -230,6 +240,18 @@ class Recipe(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _head_and_batch(self) -> Recipe:
+        train = self.train
+        uses_head = train.stage == "encoder" or train.encoder_stage is not None or train.aux_findings_weight > 0
+        if uses_head and not self.model.finding_head and not train.init_from:
+            raise ValueError("train.stage=encoder, train.encoder_stage and train.aux_findings_weight train the "
+                             "encoder through its findings head: set model.finding_head=true")
+        if self.model.projector_norm and train.stage != "encoder" and train.batch_size < 2:
+            raise ValueError("model.projector_norm standardises encoder features across the batch: "
+                             "train.batch_size must be at least 2 per process (raise it and lower train.grad_accum)")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------

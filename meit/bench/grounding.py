@@ -21,12 +21,23 @@ CONTROLS = ("shuffled", "zeros")
 
 
 def learning_curve(log_file: Path) -> list[dict[str, float]]:
-    """``(step, val_loss, findings micro/macro F1, distinct share)`` of every evaluation in a train.jsonl."""
+    """Per evaluation in a train.jsonl: step, validation loss, and the findings micro/macro F1 and distinct share
+    of the validation reports generated then (the ``samples`` the loop logs), scored here: training does not
+    score."""
+    from meit.findings import extract_findings, score_finding_sets
     from meit.training.logs import read_jsonl
 
-    keys = ("val_loss", "val_findings_micro_f1", "val_findings_macro_f1", "val_distinct_reports")
-    return [{"step": r["step"], **{k: r[k] for k in keys if k in r}} for r in read_jsonl(log_file)
-            if "val_findings_micro_f1" in r]
+    curve = []
+    for record in read_jsonl(log_file):
+        samples = record.get("samples")
+        if not samples:
+            continue
+        scores = score_finding_sets((extract_findings(r["prediction"]) for r in samples),
+                                    (extract_findings(r["reference"]) for r in samples))
+        curve.append({"step": record["step"], "val_loss": record.get("val_loss"),
+                      "val_findings_micro_f1": scores["micro_f1"], "val_findings_macro_f1": scores["macro_f1"],
+                      "val_distinct_reports": len({r["prediction"] for r in samples}) / len(samples)})
+    return curve
 
 
 def per_finding_rows(real: dict[str, Any], controls: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from meit.data.collator import EcgCollator, LengthGroupedSampler, model_inputs
 from meit.data.dataset import evaluation_instruction
 from meit.errors import ConfigError
 from meit.evaluation.generation import DecodingSettings, generate_reports
-from meit.findings import extract_findings, finding_matrix, score_finding_sets
+from meit.findings import finding_matrix
 from meit.training.fsdp import configure_wrapping, uses_fsdp
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final, shards_parameters
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
@@ -97,15 +97,6 @@ def findings_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: A
             "macro_f1": float(f1[seen].mean()) if bool(seen.any()) else 0.0}
 
 
-def sample_findings(rows: list[dict[str, str]]) -> dict[str, float]:
-    """Findings of the generated validation reports against their references (a learning curve of what the
-    model reads from the ECG, next to the loss, which the report template alone can lower)."""
-    scores = score_finding_sets((extract_findings(r["prediction"]) for r in rows),
-                                (extract_findings(r["reference"]) for r in rows))
-    return {"val_findings_micro_f1": scores["micro_f1"], "val_findings_macro_f1": scores["macro_f1"],
-            "val_distinct_reports": len({r["prediction"] for r in rows}) / max(len(rows), 1)}
-
-
 class _InstructionTask:
     """Instruction tuning: causal-LM loss on the report, validation loss and sample reports."""
 
@@ -143,7 +134,6 @@ class _InstructionTask:
                 self.accelerator.unwrap_model(model), self.sample_set,
                 DecodingSettings(max_new_tokens=self.recipe.eval.max_new_tokens, seed=self.recipe.seed),
                 batch_size=min(len(self.sample_set), self.recipe.eval.batch_size), progress=False)
-            figures.update(sample_findings(samples))
             figures["samples"] = samples
         return figures
 
@@ -166,6 +156,8 @@ def encoder_stage_recipe(recipe: Recipe) -> Recipe:
         "grad_accum": 1, "lr": stage.lr, "lr_encoder": None, "warmup_ratio": stage.warmup_ratio,
         "eval_every": stage.eval_every, "save_every": None, "train_encoder": True, "aux_findings_weight": 0.0,
         "trackers": [],  # the job's trackers follow the main stage
+        "resume": "auto" if recipe.train.resume == "auto" else None,  # a given path is the main stage's
+        "sample_reports": 0,
     })
     return recipe.model_copy(update={"train": train_cfg, "output_dir": str(Path(recipe.output_dir) / "encoder_stage")})
 
@@ -179,7 +171,13 @@ def _run_encoder_stage(recipe: Recipe, accelerator: Any, progress: bool) -> Reci
                           "set model.finding_head=true")
     first = encoder_stage_recipe(recipe)
     final = Path(first.output_dir) / "final"
-    if not (final / "meit_model.json").is_file():
+    if (final / "meit_model.json").is_file():
+        recorded = final / "recipe.yaml"
+        if not recorded.is_file() or recorded.read_text() != dump_recipe(first):
+            raise ConfigError(
+                f"{final} holds an encoder stage trained with another recipe (model, data or encoder_stage keys "
+                f"differ from {recorded}); remove {first.output_dir} to train it again, or use another output_dir")
+    else:
         if uses_sharded_state(accelerator) or uses_fsdp(accelerator):
             raise ConfigError(
                 "train.encoder_stage runs two models through one accelerate job, which DeepSpeed and FSDP do not "
@@ -214,6 +212,7 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
 def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool) -> TrainResult:
     """One stage of :func:`train` on an accelerator built for the job."""
     output_dir = Path(recipe.output_dir)
+    accelerator.gradient_accumulation_steps = recipe.train.grad_accum  # the stages may differ
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
