@@ -131,12 +131,15 @@ def _write_report(out: Path, recipe: Recipe, model: Any, summary: dict[str, Any]
     examples = "\n".join(
         f"- **{p['id']}**\n  - reference: {p['reference']}\n  - generated: {p['prediction']}" for p in predictions[:5]
     )
+    first = recipe.train.encoder_stage
+    stage_text = (f"after an encoder stage ({first.max_steps} steps of batch {first.batch_size} on the findings the "
+                  "reports state), " if first else "")
     timings = ", ".join(f"{k.removesuffix('_s')} {v:.0f} s" for k, v in summary["timings_s"].items())
     text = f"""# meit quickstart report
 
 Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {recipe.data.fs} Hz, projector
-`{recipe.model.projector}`, fusion `{recipe.model.fusion}`, LoRA r={recipe.model.lora.r}; trained
-{summary['train']['steps']} steps of batch {recipe.train.batch_size} on synthetic PTB-XL-layout data
+`{recipe.model.projector}`, fusion `{recipe.model.fusion}`, LoRA r={recipe.model.lora.r}; {stage_text}trained
+{summary['train']['steps']} LLM-stage steps of batch {recipe.train.batch_size} on synthetic PTB-XL-layout data
 (loss {summary['train']['first_loss']:.3f} → {summary['train']['last_loss']:.3f}). Scored on
 {summary['provenance'].get('n', '?')} `{recipe.eval.split}` records, generated continuation only, greedy decoding
 (the untrained pipeline on {summary['untrained'].get('n', '?')}).
