@@ -485,9 +485,9 @@ class MeitModel(nn.Module):
         encoder: the encoder and its findings head only (no LLM). align: projector. finetune: LoRA +
         projector (+ encoder when ``train_encoder``). The findings head trains in the encoder stage, elsewhere
         only when ``train_finding_head`` (an auxiliary loss uses it: an unused trainable part stalls DDP).
-        Without LoRA (full
-        fine-tune) the whole base LLM ("base") instead of LoRA. Keys "encoder", "projector", "lora" are always
-        present ("base" too for a full fine-tune, "finding_head" with a head); frozen parts map to empty lists.
+        Without LoRA (full fine-tune) the whole base LLM ("base") instead of LoRA. Keys "encoder", "projector",
+        "lora" are always present ("base" too for a full fine-tune, "finding_head" with a head); frozen parts map
+        to empty lists.
         """
         if stage not in ("encoder", "align", "finetune"):
             raise ConfigError(f"train.stage must be 'encoder', 'align' or 'finetune', got {stage!r}")

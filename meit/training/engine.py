@@ -71,6 +71,11 @@ def validation_loss(model: torch.nn.Module, loader: DataLoader, accelerator: Any
     return float(total[0] / total[1].clamp(min=1))
 
 
+def report_targets(batch: dict[str, Any], labels: list[str]) -> torch.Tensor:
+    """Findings read from a batch's reference reports: the findings head's multi-hot targets."""
+    return torch.from_numpy(finding_matrix(batch["reports"], labels))
+
+
 @torch.no_grad()
 def findings_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: Any) -> dict[str, float]:
     """Validation loss and micro/macro F1 of the findings head (threshold 0.5) against report-derived labels."""
@@ -79,7 +84,7 @@ def findings_accuracy(model: torch.nn.Module, loader: DataLoader, accelerator: A
     counts = torch.zeros(3, len(inner.finding_labels), dtype=torch.float64, device=accelerator.device)
     loss = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     for batch in loader:
-        targets = torch.from_numpy(finding_matrix(batch["reports"], inner.finding_labels)).to(accelerator.device)
+        targets = report_targets(batch, inner.finding_labels).to(accelerator.device)
         out = model(ecg=batch["ecg"], finding_targets=targets)
         logits = out.finding_logits
         loss += torch.stack([out.findings_loss.double() * len(targets),
@@ -118,9 +123,7 @@ class _InstructionTask:
         return model(**inputs).loss
 
     def _targets(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
-        """Findings read from the reference reports: the findings head's multi-hot targets."""
-        labels = self.accelerator.unwrap_model(model).finding_labels
-        return torch.from_numpy(finding_matrix(batch["reports"], labels))
+        return report_targets(batch, self.accelerator.unwrap_model(model).finding_labels)
 
     def evaluate(self, model: torch.nn.Module, step: int) -> dict[str, Any]:
         if self.eval_loader is None:
@@ -130,11 +133,10 @@ class _InstructionTask:
         figures: dict[str, Any] = {"val_loss": validation_loss(model, self.eval_loader, self.accelerator)}
         self.val_losses.append((step, figures["val_loss"]))
         if self.sample_set is not None and self.accelerator.is_main_process and not shards_parameters(self.accelerator):
-            samples = generate_reports(
+            figures["samples"] = generate_reports(
                 self.accelerator.unwrap_model(model), self.sample_set,
                 DecodingSettings(max_new_tokens=self.recipe.eval.max_new_tokens, seed=self.recipe.seed),
                 batch_size=min(len(self.sample_set), self.recipe.eval.batch_size), progress=False)
-            figures["samples"] = samples
         return figures
 
     def failure_context(self, batch: dict[str, Any], step: int) -> contextlib.AbstractContextManager[None]:
@@ -164,11 +166,7 @@ def encoder_stage_recipe(recipe: Recipe) -> Recipe:
 
 def _run_encoder_stage(recipe: Recipe, accelerator: Any, progress: bool) -> Recipe:
     """Run ``train.encoder_stage`` (unless its artifact exists) and return the recipe that continues from it."""
-    if recipe.train.init_from:
-        raise ConfigError("train.encoder_stage and train.init_from both say where the model starts: set one")
-    if not recipe.model.finding_head:
-        raise ConfigError("train.encoder_stage trains the encoder through its findings head: "
-                          "set model.finding_head=true")
+    # the recipe validators refused encoder_stage with init_from, and without model.finding_head
     first = encoder_stage_recipe(recipe)
     final = Path(first.output_dir) / "final"
     if (final / "meit_model.json").is_file():
