@@ -24,6 +24,7 @@ def learning_curve(log_file: Path) -> list[dict[str, float]]:
     """Per evaluation in a train.jsonl: step, validation loss, and the findings micro/macro F1 and distinct share
     of the validation reports generated then (the ``samples`` the loop logs), scored here: training does not
     score."""
+    from meit.evaluation.scoring import report_diversity
     from meit.findings import extract_findings, score_finding_sets
     from meit.training.logs import read_jsonl
 
@@ -36,7 +37,7 @@ def learning_curve(log_file: Path) -> list[dict[str, float]]:
                                     (extract_findings(r["reference"]) for r in samples))
         curve.append({"step": record["step"], "val_loss": record.get("val_loss"),
                       "val_findings_micro_f1": scores["micro_f1"], "val_findings_macro_f1": scores["macro_f1"],
-                      "val_distinct_reports": len({r["prediction"] for r in samples}) / len(samples)})
+                      "val_distinct_reports": report_diversity(r["prediction"] for r in samples)["distinct_reports"]})
     return curve
 
 
