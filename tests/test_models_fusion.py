@@ -158,6 +158,27 @@ def test_loss_ignores_prompt_padding_and_ecg_positions(family, fusion):
         torch.testing.assert_close(out.loss, weighted, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_labelled_logits_only_gives_the_same_loss_and_gradients(family, fusion):
+    """Training computes logits only where a label is predicted: same loss and gradients, fewer positions."""
+    model = cached_model(family, fusion)
+    ecg, ids, am, em, labels = make_batch(model, [10, 6], seed=5)
+    full = model(ecg, ids, am, em, labels=labels)
+    full.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    part = model(ecg, ids, am, em, labels=labels, labelled_logits_only=True)
+    part.loss.backward()
+    torch.testing.assert_close(part.loss, full.loss, rtol=1e-5, atol=1e-6)
+    assert grads and all(
+        torch.allclose(p.grad, grads[n], rtol=1e-4, atol=1e-6) for n, p in model.named_parameters() if n in grads)
+    if model._accepts_logits_to_keep:
+        predicted = (labels[:, 1:] != -100).any(dim=0).nonzero().flatten()
+        assert part.logit_positions.tolist() == predicted.tolist()
+        assert part.logits.shape[1] == len(predicted) < ids.shape[1]
+
+
 def _stepwise(model: MeitModel, r, steps: int) -> list[int]:
     ecg, ids, am, em, _ = r
     out = []

@@ -108,6 +108,7 @@ class MeitOutput(CausalLMOutputWithPast):
     lm_loss: torch.Tensor | None = None
     findings_loss: torch.Tensor | None = None
     finding_logits: torch.Tensor | None = None
+    logit_positions: torch.Tensor | None = None  # set when ``logits`` cover only these sequence positions
 
 
 #: normalised ECG tokens start at this fraction of the hidden-state scale and learn their gain from there.
@@ -204,7 +205,9 @@ class MeitModel(nn.Module):
         self.ecg_placement: Literal["start", "inline"] = "start" if cfg.fusion == "kv" else "inline"
         self.ecg_placeholder_id = _placeholder_id(tokenizer)
         hf = self.hf_model
-        self._accepts_position_ids = "position_ids" in inspect.signature(hf.forward).parameters
+        accepted = inspect.signature(hf.forward).parameters
+        self._accepts_position_ids = "position_ids" in accepted
+        self._accepts_logits_to_keep = "logits_to_keep" in accepted
         self._kv: KVSlotFusion | None = None
         if cfg.fusion == "kv":
             self._kv = KVSlotFusion(hf, backbone, cfg.kv_layers)
@@ -374,10 +377,16 @@ class MeitModel(nn.Module):
         labels: torch.Tensor | None = None,
         finding_targets: torch.Tensor | None = None,
         findings_weight: float = 1.0,
+        labelled_logits_only: bool = False,
     ) -> MeitOutput:
         """LM logits and loss; with ``finding_targets`` also the findings-head loss (``loss`` = LM +
         ``findings_weight`` × findings). Without ``input_ids`` only the encoder and its head run (the
-        ``encoder`` training stage): ``loss`` is the findings loss alone."""
+        ``encoder`` training stage): ``loss`` is the findings loss alone.
+
+        ``labelled_logits_only`` (training): the LM head runs only at positions that predict a label, so
+        ``logits`` is ``[B, K, V]`` at ``logit_positions``. The head is a fifth of SmolLM2's step and most of
+        Gemma 3's (262k vocabulary); prompt positions need no logits. Backbones whose forward has no
+        ``logits_to_keep`` compute them all, as without the flag."""
         feats = self._encoder_features(ecg)
         head_logits = aux = None
         if finding_targets is not None or (input_ids is None and self.finding_head is not None):
@@ -392,6 +401,13 @@ class MeitModel(nn.Module):
         if attention_mask is None or ecg_mask is None:
             raise DataError("forward with input_ids needs attention_mask and ecg_mask")
         inputs = self._llm_inputs(ecg, input_ids, attention_mask, ecg_mask, generating=False, feats=feats)
+        positions = None
+        if labels is not None and labelled_logits_only and self._accepts_logits_to_keep:
+            positions = self.label_positions(labels, attention_mask, ecg_mask)
+            if positions.numel():
+                inputs["logits_to_keep"] = positions
+            else:  # nothing labelled: full logits and the zero loss
+                positions = None
         try:
             out = self.llm(**inputs, use_cache=False)
         finally:
@@ -401,21 +417,42 @@ class MeitModel(nn.Module):
         logits = out.logits
         lm_loss = loss = None
         if labels is not None:
-            lm_loss = loss = self.causal_lm_loss(logits, labels, attention_mask, ecg_mask)
+            lm_loss = loss = self.causal_lm_loss(logits, labels, attention_mask, ecg_mask, positions=positions)
             if aux is not None:
                 loss = lm_loss + findings_weight * aux
-        return MeitOutput(loss=loss, logits=logits, lm_loss=lm_loss, findings_loss=aux, finding_logits=head_logits)
+        return MeitOutput(loss=loss, logits=logits, lm_loss=lm_loss, findings_loss=aux, finding_logits=head_logits,
+                          logit_positions=positions)
+
+    @staticmethod
+    def _scored_labels(labels: torch.Tensor, attention_mask: torch.Tensor, ecg_mask: torch.Tensor) -> torch.Tensor:
+        """``labels`` with padding and ECG positions set to -100 (the loss never scores them)."""
+        ignore = (attention_mask.to(labels.device) == 0) | ecg_mask.to(device=labels.device, dtype=torch.bool)
+        return labels.masked_fill(ignore, -100)
+
+    @classmethod
+    def label_positions(
+        cls, labels: torch.Tensor, attention_mask: torch.Tensor, ecg_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Sequence positions whose next token is labelled in at least one row (one index set for the batch)."""
+        scored = cls._scored_labels(labels, attention_mask, ecg_mask)[:, 1:] != -100
+        return scored.any(dim=0).nonzero().flatten()
 
     @staticmethod
     def causal_lm_loss(
-        logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor, ecg_mask: torch.Tensor
+        logits: torch.Tensor, labels: torch.Tensor, attention_mask: torch.Tensor, ecg_mask: torch.Tensor,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean next-token cross-entropy over labelled positions (-100, padding and ECG positions ignored)."""
-        labels = labels.to(logits.device)
-        ignore = (attention_mask.to(labels.device) == 0) | ecg_mask.to(device=labels.device, dtype=torch.bool)
-        labels = labels.masked_fill(ignore, -100)
-        shift_logits = logits[:, :-1].float()
-        shift_labels = labels[:, 1:]
+        """Mean next-token cross-entropy over labelled positions (-100, padding and ECG positions ignored).
+
+        ``positions``: the sequence positions ``logits`` were computed at (see ``label_positions``); each
+        predicts the token after it. ``None``: logits cover every position."""
+        labels = MeitModel._scored_labels(labels.to(logits.device), attention_mask, ecg_mask)
+        if positions is None:
+            shift_logits = logits[:, :-1].float()
+            shift_labels = labels[:, 1:]
+        else:
+            shift_logits = logits.float()
+            shift_labels = labels[:, positions.to(labels.device) + 1]
         if not bool((shift_labels != -100).any()):
             return shift_logits.sum() * 0.0
         return F.cross_entropy(

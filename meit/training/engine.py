@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from meit.config import Recipe, dump_recipe
 from meit.data.collator import EcgCollator, LengthGroupedSampler, model_inputs
 from meit.data.dataset import evaluation_instruction
+from meit.data.sampling import WeightedEpochSampler, finding_balance_weights
 from meit.errors import ConfigError
 from meit.evaluation.generation import DecodingSettings, generate_reports
 from meit.findings import finding_matrix
@@ -40,9 +41,13 @@ class TrainResult:
 
 def _loader(dataset: Any, recipe: Recipe, collator: EcgCollator, shuffle: bool, batch_size: int) -> DataLoader:
     generator = torch.Generator().manual_seed(recipe.seed)
-    sampler = None
+    sampler: Sampler[int] | None = None
     if shuffle and recipe.data.group_by_length:
         sampler = LengthGroupedSampler(dataset.token_lengths(), batch_size, seed=recipe.seed)
+    elif shuffle and recipe.data.balance_findings > 0:
+        sampler = WeightedEpochSampler(finding_balance_weights(dataset.reports(), recipe.data.balance_findings),
+                                       seed=recipe.seed)
+    if sampler is not None:
         shuffle = False
     return DataLoader(
         dataset,
@@ -63,7 +68,7 @@ def validation_loss(model: torch.nn.Module, loader: DataLoader, accelerator: Any
     total = torch.zeros(2, dtype=torch.float64, device=accelerator.device)
     for batch in loader:
         inputs = model_inputs(batch)
-        out = model(**inputs)
+        out = model(**inputs, labelled_logits_only=True)
         tokens = (inputs["labels"][:, 1:] != -100).sum()
         total += torch.stack([out.loss.double() * tokens, tokens.double()])
     total = accelerator.reduce(total, reduction="sum")
@@ -119,8 +124,8 @@ class _InstructionTask:
         inputs = model_inputs(batch)
         if train.aux_findings_weight > 0:
             return model(**inputs, finding_targets=self._targets(model, batch),
-                         findings_weight=train.aux_findings_weight).loss
-        return model(**inputs).loss
+                         findings_weight=train.aux_findings_weight, labelled_logits_only=True).loss
+        return model(**inputs, labelled_logits_only=True).loss
 
     def _targets(self, model: torch.nn.Module, batch: dict[str, Any]) -> torch.Tensor:
         return report_targets(batch, self.accelerator.unwrap_model(model).finding_labels)
