@@ -90,6 +90,10 @@ class ModelConfig(SignalInputConfig):
     template: Literal["auto", "chat", "plain"] = Field(
         "auto", description="prompt template: the backbone's default, its chat template, or MEIT's plain one"
     )
+    system_prompt: str | None = Field(
+        None, description="system message of every prompt; None keeps the chat template's own default (SmolLM2 "
+                          "adds a 17-token one to every example), '' an empty one; the plain template puts it "
+                          "on the line before the instruction")
 
     @field_validator("bandpass")
     @classmethod
@@ -112,9 +116,19 @@ class DataConfig(_Section):
     test_split: str = "test"
     num_workers: int = Field(0, ge=0)
     group_by_length: bool = False
+    balance_findings: float = Field(0.0, ge=0.0, le=1.0, description=(
+        "draw training records with probability (1 / share of their rarest stated finding) ** this: "
+        "0 uniform shuffling, 0.5 square-root inverse frequency, 1 inverse frequency"))
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     instruction_seed: int = 0
+
+    @model_validator(mode="after")
+    def _one_sampler(self) -> DataConfig:
+        if self.group_by_length and self.balance_findings > 0:
+            raise ValueError("data.group_by_length and data.balance_findings each choose the training order: "
+                             "set one of them (data.balance_findings=0 or data.group_by_length=false)")
+        return self
 
 
 class LoopConfig(_Section):

@@ -15,9 +15,9 @@ TOK = make_tokenizer()
 PLACEHOLDER = 3
 
 
-def fmt(template="chat", n=1, placement="start", max_length=64):
+def fmt(template="chat", n=1, placement="start", max_length=64, system_prompt=None):
     return PromptFormat(template=template, num_ecg_tokens=n, placement=placement, placeholder_id=PLACEHOLDER,
-                        max_length=max_length)
+                        max_length=max_length, system_prompt=system_prompt)
 
 
 def test_instruction_pool_is_large_and_choice_is_stable():
@@ -38,6 +38,23 @@ def test_kv_slot_sits_first_and_labels_cover_report_only(template):
     assert supervised == report_ids
     assert ex.input_ids[-len(report_ids):] == report_ids
     assert all(label == IGNORE_INDEX for label, m in zip(ex.labels, ex.ecg_mask, strict=True) if m)
+
+
+@pytest.mark.parametrize("template", ["chat", "plain"])
+def test_system_prompt_is_rendered_before_the_instruction(template):
+    # the fixture's word-level vocabulary: "normal ecg block" stands for a system message
+    text = TOK.decode(encode_prompt(TOK, fmt(template, system_prompt="normal ecg block"), "write the report").input_ids)
+    assert text.index("normal ecg block") < text.index("write the report")
+    without = TOK.decode(encode_prompt(TOK, fmt(template), "write the report").input_ids)
+    assert "block" not in without
+
+
+def test_a_chat_template_that_refuses_a_system_message_names_the_key():
+    strict = make_tokenizer()
+    strict.chat_template = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+                            "{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    with pytest.raises(ModelError, match=r"model\.system_prompt"):
+        encode_prompt(strict, fmt(system_prompt=""), "write the report")
 
 
 def test_prefix_slots_sit_inside_the_user_turn():

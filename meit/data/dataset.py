@@ -120,6 +120,10 @@ class EcgReportDataset(Dataset):
             prompt = self._prompts[instruction] = encode_prompt(self.tokenizer, self.fmt, instruction)
         return encode_example(self.tokenizer, self.fmt, instruction, report, prompt) if self.with_report else prompt
 
+    def reports(self) -> list[str]:
+        """Every record's reference report, in order (no signal is read)."""
+        return [str(r) for r in self.split["report"]]
+
     def token_lengths(self) -> list[int]:
         """Each example's token count, from the id and report columns only (no signal is read)."""
         return [len(self._encode(str(i), str(r))) for i, r in zip(self.split["id"], self.split["report"], strict=True)]

@@ -26,6 +26,7 @@ class PromptFormat:
     placement: Literal["start", "inline"]
     placeholder_id: int
     max_length: int
+    system_prompt: str | None = None  # None: the chat template's default system message, if it has one
 
     @classmethod
     def from_model(cls, model: Any, max_length: int) -> PromptFormat:
@@ -35,6 +36,7 @@ class PromptFormat:
             placement=model.ecg_placement,
             placeholder_id=model.ecg_placeholder_id,
             max_length=max_length,
+            system_prompt=model.cfg.system_prompt,
         )
 
 
@@ -57,11 +59,20 @@ def _prompt_halves(tokenizer: Any, fmt: PromptFormat, instruction: str) -> tuple
                 "backbone template is 'chat' but its tokenizer has no chat_template; "
                 "use a backbone entry with template 'plain' for base models"
             )
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": user}], add_generation_prompt=True, tokenize=False
-        )
+        messages = [{"role": "user", "content": user}]
+        if fmt.system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": fmt.system_prompt})
+        try:
+            text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except Exception as err:  # jinja raises its own error types from the template's raise_exception
+            if fmt.system_prompt is None:
+                raise
+            raise ModelError(f"the backbone's chat template refuses a system message ({err}); "
+                             "set model.system_prompt=null") from err
     else:
         text = PLAIN_TEMPLATE.format(instruction=user)
+        if fmt.system_prompt:
+            text = f"{fmt.system_prompt}\n{text}"
     if fmt.placement == "inline":
         before, _, after = text.partition(_MARKER)
         return before, after
