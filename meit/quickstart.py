@@ -18,6 +18,7 @@ from typing import Any
 from meit.config import Recipe, load_recipe
 from meit.errors import ConfigError
 from meit.evaluation.runner import scalar_metrics
+from meit.training.setup import resolve_mixed_precision
 
 log = logging.getLogger(__name__)
 #: controls the trained model is evaluated with, and their rows in report.md
@@ -135,10 +136,12 @@ def _write_report(out: Path, recipe: Recipe, model: Any, summary: dict[str, Any]
     stage_text = (f"after an encoder stage ({first.max_steps} steps of batch {first.batch_size} on the findings the "
                   "reports state), " if first else "")
     timings = ", ".join(f"{k.removesuffix('_s')} {v:.0f} s" for k, v in summary["timings_s"].items())
+    precision = "bf16 autocast" if resolve_mixed_precision(recipe) == "bf16" else "fp32"
     text = f"""# meit quickstart report
 
 Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {recipe.data.fs} Hz, projector
-`{recipe.model.projector}`, fusion `{recipe.model.fusion}`, LoRA r={recipe.model.lora.r}; {stage_text}trained
+`{recipe.model.projector}`, fusion `{recipe.model.fusion}`, LoRA r={recipe.model.lora.r}, training in {precision}
+(`train.mixed_precision={recipe.train.mixed_precision}`); {stage_text}trained
 {summary['train']['steps']} LLM-stage steps of batch {recipe.train.batch_size} on synthetic PTB-XL-layout data
 (loss {summary['train']['first_loss']:.3f} → {summary['train']['last_loss']:.3f}). Scored on
 {summary['provenance'].get('n', '?')} `{recipe.eval.split}` records, generated continuation only, greedy decoding

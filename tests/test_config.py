@@ -110,3 +110,21 @@ def test_encoder_preprocessing_keys():
     assert (contract.fs, contract.normalisation, contract.bandpass) == (pre.data.fs, "minmax_record", (0.67, 40.0))
     with pytest.raises(ConfigError, match=r"did you mean 'ecg.baseline'"):
         load_recipe(None, ["ecg.baselin=median"], schema=PretrainRecipe)
+
+
+@pytest.mark.parametrize(("flags", "choice", "expected"), [
+    ("fpu avx512f avx512_bf16", "bf16-native", "bf16"),
+    ("fpu amx_bf16 amx_tile", "bf16-native", "bf16"),
+    ("fpu avx2 avx512f", "bf16-native", "no"),  # bf16 would be emulated: slower than fp32
+    ("fpu avx512f avx512_bf16", "auto", "no"),  # auto keeps CPU runs in fp32
+    ("fpu avx2", "bf16", "bf16"),  # asked for explicitly
+])
+def test_bf16_native_follows_the_cpu_flags(tmp_path, monkeypatch, flags, choice, expected):
+    from meit.training import setup
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(setup.torch.cuda, "is_available", lambda: False)
+    read_flags = setup.cpu_has_native_bf16
+    monkeypatch.setattr(setup, "cpu_has_native_bf16", lambda: read_flags(cpuinfo))
+    assert setup.resolve_mixed_precision(load_recipe(None, [f"train.mixed_precision={choice}"])) == expected
