@@ -52,5 +52,8 @@ def test_grounding_benchmark_writes_curve_findings_and_controls(prepared_100hz, 
         summary["learning_curve"][0])
     assert set(summary["controls"]) == set(summary["grounding"]) == {"shuffled", "zeros"}
     assert summary["test"]["n"] == 5
+    ceiling = summary["reference_ceiling"]  # synthetic data: reports re-drawn from the truth
+    assert ceiling["n"] == 5 and 0.0 < ceiling["clinical_micro_f1"] <= 1.0
     assert (out / "learning_curve.png").stat().st_size > 5000 and (out / "per_finding.csv").is_file()
-    assert "macro-F1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "macro-F1" in printed and "ceiling" in printed
