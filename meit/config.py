@@ -153,7 +153,7 @@ class LoopConfig(_Section):
     eval_every: int | None = Field(None, ge=1)
     mixed_precision: Literal["no", "bf16", "fp16", "auto", "bf16-native"] = Field("auto", description=(
         "auto: bf16 on a GPU that has it, fp32 on CPU; bf16-native: bf16 wherever the hardware computes it natively "
-        "(such GPUs, CPUs with AVX512-BF16 or AMX: 1.6x faster SmolLM2 steps measured), fp32 elsewhere"))
+        "(such GPUs, CPUs with AVX512-BF16 or AMX: 1.4x faster SmolLM2 steps measured), fp32 elsewhere"))
     trackers: list[str] = Field(default_factory=lambda: ["tensorboard"])
 
     @field_validator("mixed_precision", mode="before")
