@@ -92,7 +92,7 @@ class ModelConfig(SignalInputConfig):
     )
     system_prompt: str | None = Field(
         None, description="system message of every prompt; None keeps the chat template's own default (SmolLM2 "
-                          "adds a 17-token one to every example), '' an empty one; the plain template puts it "
+                          "adds a 16-token one to every example), '' an empty one; the plain template puts it "
                           "on the line before the instruction")
 
     @field_validator("bandpass")

@@ -5,9 +5,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from meit.data.collator import EcgCollator, LengthGroupedSampler, model_inputs
+from meit.data.collator import EcgCollator, model_inputs
 from meit.data.instructions import INSTRUCTIONS, choose_instruction
 from meit.data.prompts import IGNORE_INDEX, PromptFormat, encode_example, encode_prompt
+from meit.data.sampling import LengthGroupedSampler
 from meit.errors import ModelError
 from tests.tokenizer_fixture import make_tokenizer
 

@@ -1,14 +1,13 @@
-"""Dynamic padding (right for training, left for generation) and length-grouped batching."""
+"""Dynamic padding (right for training, left for generation); training orders live in ``sampling``."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-from torch.utils.data import Sampler
 
 from meit.data.prompts import IGNORE_INDEX
 
@@ -52,32 +51,3 @@ def model_inputs(batch: dict[str, Any], with_labels: bool = True) -> dict[str, t
     """The tensors ``MeitModel.forward`` takes (drops ids / report strings)."""
     keys = ["ecg", "input_ids", "attention_mask", "ecg_mask"] + (["labels"] if with_labels else [])
     return {k: batch[k] for k in keys}
-
-
-class LengthGroupedSampler(Sampler[int]):
-    """Shuffle, then sort within mega-batches by length, so a batch holds similar lengths.
-
-    Seeded and epoch-aware like ``DistributedSampler``: call ``set_epoch`` each epoch.
-    """
-
-    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega_batch_mult: int = 50):
-        self.lengths = list(lengths)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.mega = max(batch_size * mega_batch_mult, batch_size)
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=generator).tolist()
-        out: list[int] = []
-        for start in range(0, len(order), self.mega):
-            chunk = order[start : start + self.mega]
-            out.extend(sorted(chunk, key=lambda i: -self.lengths[i]))
-        return iter(out)

@@ -1,4 +1,7 @@
-"""Finding-balanced sampling: rare findings seen more often while the LLM learns to write them.
+"""Training orders: length-grouped batches, and finding-balanced sampling (rare findings seen more often).
+
+Both are seeded per epoch like ``DistributedSampler`` (``set_epoch``), so a resumed run draws the same order and
+every process of a distributed run the same indices (accelerate then gives each its share).
 
 A report set is long-tailed (sinus rhythm in half the records, a bundle branch block in one of twenty).
 Measured on the quickstart (docs/evaluation.md, "Grounding"): after about one epoch the model writes the
@@ -39,18 +42,11 @@ def finding_balance_weights(reports: Sequence[str], power: float) -> np.ndarray:
     return weights / weights.mean()
 
 
-class WeightedEpochSampler(Sampler[int]):
-    """``len(weights)`` draws with replacement per epoch, probability ∝ weight; seeded per epoch.
+class EpochSeededSampler(Sampler[int]):
+    """``size`` indices per epoch, drawn from a generator seeded with ``seed + epoch``; call ``set_epoch``."""
 
-    Epoch-aware like ``DistributedSampler`` (call ``set_epoch``), so a resumed run draws the same order and
-    every process of a distributed run the same indices (accelerate then gives each its share)."""
-
-    def __init__(self, weights: Sequence[float] | np.ndarray, seed: int = 0) -> None:
-        self.weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
-        if self.weights.ndim != 1 or not len(self.weights):
-            raise ValueError("sampling weights must be a non-empty 1-D sequence")
-        if not bool(torch.isfinite(self.weights).all()) or bool((self.weights < 0).any()) or not self.weights.sum() > 0:
-            raise ValueError("sampling weights must be finite, non-negative and not all zero")
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
         self.seed = seed
         self.epoch = 0
 
@@ -58,8 +54,43 @@ class WeightedEpochSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.weights)
+        return self.size
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.multinomial(self.weights, len(self.weights), replacement=True, generator=generator).tolist())
+        return iter(self._order(torch.Generator().manual_seed(self.seed + self.epoch)))
+
+    def _order(self, generator: torch.Generator) -> list[int]:
+        raise NotImplementedError
+
+
+class LengthGroupedSampler(EpochSeededSampler):
+    """Shuffle, then sort within mega-batches by length, so a batch holds similar lengths."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega_batch_mult: int = 50):
+        super().__init__(len(lengths), seed)
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.mega = max(batch_size * mega_batch_mult, batch_size)
+
+    def _order(self, generator: torch.Generator) -> list[int]:
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        out: list[int] = []
+        for start in range(0, len(order), self.mega):
+            chunk = order[start : start + self.mega]
+            out.extend(sorted(chunk, key=lambda i: -self.lengths[i]))
+        return out
+
+
+class WeightedEpochSampler(EpochSeededSampler):
+    """``len(weights)`` draws with replacement per epoch, probability ∝ weight."""
+
+    def __init__(self, weights: Sequence[float] | np.ndarray, seed: int = 0) -> None:
+        self.weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
+        if self.weights.ndim != 1 or not len(self.weights):
+            raise ValueError("sampling weights must be a non-empty 1-D sequence")
+        if not bool(torch.isfinite(self.weights).all()) or bool((self.weights < 0).any()) or not self.weights.sum() > 0:
+            raise ValueError("sampling weights must be finite, non-negative and not all zero")
+        super().__init__(len(self.weights), seed)
+
+    def _order(self, generator: torch.Generator) -> list[int]:
+        return torch.multinomial(self.weights, self.size, replacement=True, generator=generator).tolist()

@@ -17,9 +17,9 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from meit.config import Recipe, dump_recipe
-from meit.data.collator import EcgCollator, LengthGroupedSampler, model_inputs
+from meit.data.collator import EcgCollator, model_inputs
 from meit.data.dataset import evaluation_instruction
-from meit.data.sampling import WeightedEpochSampler, finding_balance_weights
+from meit.data.sampling import LengthGroupedSampler, WeightedEpochSampler, finding_balance_weights
 from meit.errors import ConfigError
 from meit.evaluation.generation import DecodingSettings, generate_reports
 from meit.findings import finding_matrix
