@@ -7,28 +7,22 @@ by the ratios, so no patient ever appears in two splits and the same seed gives 
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from data_prep.common import (
-    SPLITS,
-    ItemTable,
-    SignalPolicy,
-    base_features,
-    clean_text,
-    column_feature,
-    preprocessing_description,
-    read_table,
-    run_prepare,
-    text_or_none,
-)
+from data_prep.sources import PrepSource
 from meit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # imported where used: `meit --help` imports this module (see data_prep.sources)
+    import numpy as np
+    import pandas as pd
+
+    from data_prep.items import ItemTable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +37,8 @@ _CSV_CHUNK = 100_000
 
 def clean_mimic_report(parts: list[object]) -> str:
     """MEIT's cleaning: non-empty statements joined with ". ", EKG → ECG, no ``***`` / ``=``, lowercase."""
+    from data_prep.tables import clean_text
+
     texts = []
     for part in parts:
         text = clean_text(_JUNK.sub(" ", clean_text(part))).strip(" .")
@@ -54,6 +50,8 @@ def clean_mimic_report(parts: list[object]) -> str:
 
 def raw_report_fields(parts: list[object], names: list[str]) -> str:
     """The non-empty raw ``report_k`` fields as a JSON object (kept for audit and other cleanings)."""
+    from data_prep.tables import clean_text
+
     kept = {name: str(part) for name, part in zip(names, parts, strict=True) if clean_text(part)}
     return json.dumps(kept, ensure_ascii=False)
 
@@ -64,6 +62,10 @@ def assign_splits(subjects: np.ndarray, ratios: tuple[float, float, float], seed
     A split with a positive ratio gets at least one patient when there are enough patients, so
     tiny datasets still have a validation set.
     """
+    import numpy as np
+
+    from data_prep.writer import SPLITS
+
     unique = np.unique(subjects)
     order = np.random.default_rng(seed).permutation(len(unique))
     n = len(unique)
@@ -81,6 +83,8 @@ def assign_splits(subjects: np.ndarray, ratios: tuple[float, float, float], seed
 
 
 def _check_ratios(ratios: tuple[float, ...]) -> tuple[float, float, float]:
+    import numpy as np
+
     if len(ratios) != 3 or any(not np.isfinite(r) or r < 0 for r in ratios):
         raise ConfigError(f"ratios: expected three non-negative fractions (train, validation, test), got {ratios}")
     if abs(sum(ratios) - 1.0) > 1e-6 or ratios[0] <= 0:
@@ -90,6 +94,8 @@ def _check_ratios(ratios: tuple[float, ...]) -> tuple[float, float, float]:
 
 def _compact(frame: pd.DataFrame) -> pd.DataFrame:
     """Text columns as arrow-backed strings: tables of ~800k rows stay a few hundred MB."""
+    from data_prep.tables import text_or_none
+
     for col in frame.columns:
         if frame[col].dtype == object:
             frame[col] = frame[col].map(text_or_none).astype("string[pyarrow]")
@@ -98,6 +104,10 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _read_measurements(path: Path, wanted: set[int] | None) -> tuple[pd.DataFrame, dict[str, str]]:
     """study_id → cleaned report, raw fields and the other measurement columns, read in chunks."""
+    import pandas as pd
+
+    from data_prep.tables import column_feature, read_table
+
     if not path.is_file():
         raise DataError(f"{path}: file not found (expected MIMIC-IV-ECG machine measurements)")
     header = read_table(path, ("study_id",), nrows=0).columns
@@ -129,6 +139,10 @@ def _read_measurements(path: Path, wanted: set[int] | None) -> tuple[pd.DataFram
 
 
 def _read_record_list(path: Path, limit: int | None) -> pd.DataFrame:
+    import pandas as pd
+
+    from data_prep.tables import read_table
+
     header = read_table(path, ("subject_id", "study_id", "path"), nrows=0).columns
     usecols = [c for c in ("subject_id", "study_id", "path", "ecg_time") if c in header]
     records = read_table(path, (), usecols=usecols, dtype={"path": object, "ecg_time": object})
@@ -145,8 +159,15 @@ def _read_record_list(path: Path, limit: int | None) -> pd.DataFrame:
     return _compact(records)
 
 
-def _item_table(root: Path, ratios: tuple[float, float, float], seed: int, limit: int | None):
+def _item_table(
+    root: Path, ratios: tuple[float, float, float], seed: int, limit: int | None
+) -> tuple[ItemTable, dict[str, str], dict[str, int]]:
     """The input records as an ItemTable, intermediates freed before the signals are read."""
+    import pandas as pd
+
+    from data_prep.items import ItemTable
+    from data_prep.writer import SPLITS
+
     records = _read_record_list(root / "record_list.csv", limit)
     wanted = set(records["study_id"].tolist()) if limit is not None else None
     measurements, kinds = _read_measurements(root / "machine_measurements.csv", wanted)
@@ -193,6 +214,10 @@ def prepare_mimic_iv_ecg(
 
     Returns the manifest (also written to ``OUT/manifest.json``).
     """
+    from data_prep.items import base_features, preprocessing_description
+    from data_prep.writer import run_prepare
+    from meit.records import SignalPolicy
+
     root_path = Path(root).resolve()
     if not root_path.is_dir():
         raise DataError(f"MIMIC-IV-ECG root {root_path}: not a directory")
@@ -234,3 +259,32 @@ def _features(kinds: dict[str, str]) -> dict:
 
     arrow = {"bool": "bool", "int": "int64", "float": "float64", "str": "string"}
     return {c: Value(arrow[k]) for c, k in kinds.items()}
+
+
+def _ratios(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--ratios: expected three numbers like 0.9,0.01,0.09, got {text!r}") from None
+    if len(values) != 3:
+        raise ConfigError(f"--ratios: expected three numbers (train,validation,test), got {text!r}")
+    return values  # type: ignore[return-value]
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ratios", default="0.90,0.01,0.09",
+                        help="train,validation,test fractions of patients (default 0.90,0.01,0.09 as MEIT)")
+
+
+def _prepare(args: argparse.Namespace, common: dict[str, Any]) -> dict:
+    return prepare_mimic_iv_ecg(args.root, args.out, ratios=_ratios(args.ratios), **common)
+
+
+SOURCE = PrepSource(
+    name="mimic-iv-ecg",
+    title="MIMIC-IV-ECG",
+    help="MIMIC-IV-ECG (record_list.csv, machine_measurements.csv)",
+    description="Prepare MIMIC-IV-ECG. Splits by subject_id from --seed.",
+    add_arguments=_add_arguments,
+    prepare=_prepare,
+)

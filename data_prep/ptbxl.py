@@ -7,27 +7,22 @@ composed from the SCP statements, or a user's translation CSV.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 import logging
+import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from data_prep.common import (
-    ItemTable,
-    SignalPolicy,
-    base_features,
-    clean_text,
-    column_feature,
-    column_value,
-    preprocessing_description,
-    read_table,
-    run_prepare,
-)
+from data_prep.sources import PrepSource
 from meit.errors import ConfigError, DataError
+
+if TYPE_CHECKING:  # imported where used: `meit --help` imports this module (see data_prep.sources)
+    import pandas as pd
+
+    from data_prep.items import ItemTable
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +70,8 @@ def parse_scp_codes(text: object) -> dict[str, float] | None:
 
 def load_scp_statements(root: Path) -> dict[str, tuple[int, str]]:
     """SCP code → (order key, English description) from ``scp_statements.csv``."""
+    from data_prep.tables import clean_text, read_table
+
     path = root / "scp_statements.csv"
     table = read_table(path, ("description",), index_col=0)
     out: dict[str, tuple[int, str]] = {}
@@ -105,6 +102,8 @@ def compose_scp_report(codes: dict[str, float], statements: dict[str, tuple[int,
 
 def load_translations(path: Path) -> dict[str, str]:
     """``ecg_id,report`` CSV of user translations → {id: report}."""
+    from data_prep.tables import clean_text, read_table
+
     table = read_table(path, ("ecg_id", "report"), dtype={"ecg_id": str})
     out: dict[str, str] = {}
     for ecg_id, report in zip(table["ecg_id"], table["report"], strict=True):
@@ -120,7 +119,7 @@ def _id_text(value: object) -> str | None:
         number = float(str(value).strip())
     except ValueError:
         return None
-    if not np.isfinite(number) or number != int(number):
+    if not math.isfinite(number) or number != int(number):
         return None
     return str(int(number))
 
@@ -162,6 +161,11 @@ def prepare_ptbxl(
     ``keep_columns`` None keeps every non-official table column (e.g. synthetic ground truth).
     Returns the manifest (also written to ``OUT/manifest.json``).
     """
+    from data_prep.items import base_features, preprocessing_description
+    from data_prep.tables import column_feature, read_table
+    from data_prep.writer import run_prepare
+    from meit.records import SignalPolicy
+
     root_path = Path(root).resolve()
     if not root_path.is_dir():
         raise DataError(f"PTB-XL root {root_path}: not a directory")
@@ -257,6 +261,11 @@ def _list_items(
     kinds: dict[str, tuple[str, object]],
 ) -> tuple[ItemTable, list[dict], int]:
     """Records in ecg_id order; records whose table row is unusable become pre-rejects."""
+    import pandas as pd
+
+    from data_prep.items import ItemTable
+    from data_prep.tables import clean_text, column_value
+
     rows = table.to_dict("records")
     pre_rejects: list[dict] = []
     candidates: list[tuple[dict, str, str]] = []
@@ -314,3 +323,38 @@ def _list_items(
 def _patient(row: dict, rec_id: str) -> str:
     patient = _id_text(row.get("patient_id"))
     return patient if patient is not None else f"unknown-{rec_id}"
+
+
+def _keep(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", dest="records", choices=("records500", "records100"), default="records500",
+                        help="which signal folder to read (default records500; --fs defaults to its rate)")
+    parser.add_argument("--report", default="original",
+                        help="'original' (table text), 'scp' (English, composed from SCP statements) or the "
+                        "path of a CSV with columns ecg_id,report (translations)")
+    parser.add_argument("--keep-columns", default=None,
+                        help="comma-separated table columns to keep as extra columns; default: every column "
+                        "that is not part of the official PTB-XL table (e.g. heart_rate, findings); 'none' keeps "
+                        "none")
+
+
+def _prepare(args: argparse.Namespace, common: dict[str, Any]) -> dict:
+    return prepare_ptbxl(args.root, args.out, source=args.records, report=args.report,
+                         keep_columns=_keep(args.keep_columns), **common)
+
+
+SOURCE = PrepSource(
+    name="ptbxl",
+    title="PTB-XL",
+    help="PTB-XL (ptbxl_database.csv, records500/ or records100/)",
+    description="Prepare PTB-XL. Splits: strat_fold 1-8 train, 9 validation, 10 test.",
+    add_arguments=_add_arguments,
+    prepare=_prepare,
+)

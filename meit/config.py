@@ -123,6 +123,13 @@ class DataConfig(_Section):
     max_eval_samples: int | None = Field(None, ge=1)
     instruction_seed: int = 0
 
+    def require_path(self, override: str | None = None) -> str:
+        """``override`` or ``data.path``; a clear error when neither is set."""
+        path = override or self.path
+        if not path:
+            raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
+        return path
+
     @model_validator(mode="after")
     def _one_sampler(self) -> DataConfig:
         if self.group_by_length and self.balance_findings > 0:

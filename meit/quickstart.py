@@ -18,6 +18,7 @@ from typing import Any
 from meit.config import Recipe, load_recipe
 from meit.errors import ConfigError
 from meit.evaluation.runner import scalar_metrics
+from meit.publish import atomic_write_text, check_replaceable, mark_owned
 from meit.training.setup import resolve_mixed_precision
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
     recipe_file = Path(recipe_path) if recipe_path else default_recipe_path()
     if not recipe_file.is_file():
         raise ConfigError(f"quickstart recipe not found at {recipe_file}; pass --recipe PATH")
+    check_replaceable(out, "quickstart run")  # never write into (or --fresh delete) a folder meit did not make
     if fresh and out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    mark_owned(out, "quickstart run")
     raw, prepared = out / "raw", out / "prepared"
     timings: dict[str, float] = {}
 
@@ -109,7 +112,7 @@ def _write_summary(out: Path, recipe: Recipe, trained: dict[str, Any], untrained
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "provenance": trained.get("provenance", {}),
     }
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -168,7 +171,7 @@ Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {recipe.data.
 Time: {timings}. Predictions: `predictions.jsonl` (trained), `untrained/predictions.jsonl`,
 `controls/shuffled/predictions.jsonl`, `controls/zeros/predictions.jsonl`; model: `train/final/`.
 """
-    (out / "report.md").write_text(text)
+    atomic_write_text(out / "report.md", text)
 
 
 def findings_table(out: Path, summary: dict[str, Any]) -> str:

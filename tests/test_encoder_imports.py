@@ -32,6 +32,7 @@ from meit.models.encoders import (
 from meit.models.encoders.ecgfounder import ECGFOUNDER_CONTRACT
 from meit.models.encoders.imports import KINDS, import_checkpoint
 from meit.models.encoders.merl import MERL_CONTRACT
+from meit.publish import OutputError
 
 from .test_models_fusion import make_batch
 
@@ -395,7 +396,7 @@ def test_artifact_round_trip_and_validation(tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("x")
-    with pytest.raises(ModelError, match="not an encoder artifact"):
+    with pytest.raises(OutputError, match="not written by meit"):
         write_encoder_artifact(other, "resnet1d-tiny", enc, contract)
     with pytest.raises(ModelError, match="unknown encoder"):
         write_encoder_artifact(tmp_path / "x", "resnet-9", enc, contract)
@@ -452,10 +453,10 @@ def test_model_build_takes_contract_from_artifact(merl_artifact, tmp_path):
 
 
 def _adopt(**kw) -> ModelConfig:
-    from meit.models.model import _adopt_encoder_artifact
+    from meit.models.encoder_choice import adopt_encoder_artifact
 
     cfg = _cfg(**kw)
-    return _adopt_encoder_artifact(cfg, read_encoder_metadata(cfg.encoder_checkpoint))
+    return adopt_encoder_artifact(cfg, read_encoder_metadata(cfg.encoder_checkpoint))
 
 
 @pytest.mark.parametrize(("kw", "named"), [
@@ -618,31 +619,34 @@ def test_bad_filter_fields_in_encoder_json_are_named(tmp_path, patch, field):
     assert "encoder.json" in str(err.value)
 
 
-def test_artifact_vocabulary_matches_the_transforms():
-    from meit.data import transforms
-    from meit.models.encoders import artifact
+def test_contract_vocabulary_matches_the_transforms_and_the_recipe():
+    from meit import ecg_signal
+    from meit.data import contract, transforms
+    from meit.pretrain.config import EcgSideConfig
 
-    assert set(artifact.NORMALISATIONS) == set(transforms.NORMALISATIONS)
-    assert set(artifact.BASELINES) == set(transforms.BASELINES)
-    assert set(ModelConfig.model_fields["normalisation"].annotation.__args__) == set(transforms.NORMALISATIONS)
+    assert set(contract.NORMALISATIONS) == set(ecg_signal.NORMALISATIONS)
+    assert set(contract.BASELINES) == set(transforms.BASELINES)
+    # every processing field of the contract is a recipe key of the same name, in training and pretraining
+    for schema in (ModelConfig, EcgSideConfig):
+        assert set(contract.PROCESSING_FIELDS) <= set(schema.model_fields), schema
+    assert set(ModelConfig.model_fields["normalisation"].annotation.__args__) == set(ecg_signal.NORMALISATIONS)
     assert set(ModelConfig.model_fields["baseline"].annotation.__args__) == set(transforms.BASELINES)
 
 
 def test_imported_merl_trains_on_record_wide_minmax(merl_artifact):
-    """The whole path: import → MeitModel.build adopts the contract → the training transform (make_transform)."""
+    """The whole path: import → MeitModel.build adopts the contract → its load transform."""
     import numpy as np
 
-    from meit.data.transforms import minmax_record, resample
-    from meit.training.setup import make_transform
+    from meit.ecg_signal import minmax_record, resample
 
     model = MeitModel.build(_cfg(encoder_checkpoint=str(merl_artifact)), data_fs=100, data_seconds=10.0)
     assert model.cfg.normalisation == "minmax_record" and model.contract == MERL_CONTRACT
-    tf = make_transform(model, 100)  # PTB-XL's 100 Hz records
+    tf = model.encoder.contract.load_transform(100)  # PTB-XL's 100 Hz records
     assert (tf.fs_in, tf.fs_out, tf.length, tf.normalisation) == (100, 500, 5000, "minmax_record")
     assert tf.notch_hz is None and tf.bandpass is None and tf.baseline == "none"
     rng = np.random.default_rng(0)
     x = rng.normal(size=(12, 1000)) * np.linspace(0.1, 3.0, 12)[:, None]  # leads of very different ranges
-    y = make_transform(model, 100)(x)
+    y = model.encoder.contract.load_transform(100)(x)
     assert y.shape == (12, 5000) and y.dtype == np.float32
     assert y.min() == 0.0 and y.max() == 1.0  # over the whole record ...
     assert np.ptp(y[0]) < 0.2  # ... so the smallest lead does not span [0, 1], as it would per lead
@@ -652,7 +656,7 @@ def test_imported_merl_trains_on_record_wide_minmax(merl_artifact):
 
 
 def test_ecgfounder_contract_is_adopted_with_its_filters(files, tmp_path):
-    from meit.models.model import contract_from_config
+    from meit.models.encoder_choice import contract_from_config
 
     out = import_checkpoint("ecgfounder", files["paths"]["founder"], tmp_path / "founder")
     cfg = _adopt(encoder_checkpoint=str(out))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from data_prep.bench import main, make_raw, run_once
+from meit.bench.prep import main, make_raw, run_once
 
 
 def test_bench_small(tmp_path, capsys):

@@ -12,7 +12,7 @@ import pytest
 
 from data_prep.ptbxl import compose_scp_report, parse_scp_codes, prepare_ptbxl
 from meit import __version__
-from meit.data.transforms import resample
+from meit.ecg_signal import resample
 from meit.errors import ConfigError, DataError
 from meit.leads import CANONICAL_LEADS
 from tests.raw_fixtures import make_ptbxl, synthetic_signal, write_record

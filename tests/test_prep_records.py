@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from data_prep.common import RecordRejected, SignalPolicy, read_signal, repair_signal
-from meit.data.transforms import resample
+from meit.ecg_signal import resample
 from meit.leads import CANONICAL_LEADS
+from meit.records import RecordRejected, SignalPolicy, read_signal, repair_signal
 from tests.raw_fixtures import synthetic_signal, write_record
 
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -115,7 +115,8 @@ def test_units_are_converted_to_millivolts(tmp_path):
 def test_fast_reader_matches_wfdb(seed, gains, baselines, nan_lead):
     import wfdb
 
-    from data_prep.common import _fast_physical, read_header
+    from meit.records.reader import _fast_physical
+    from meit.records.wfdb_header import read_header
 
     rng = np.random.default_rng(seed)
     sig = synthetic_signal(rng, 100, 2.0)
@@ -134,7 +135,7 @@ def test_fast_reader_matches_wfdb(seed, gains, baselines, nan_lead):
 
 
 def test_parse_header_fields():
-    from data_prep.common import parse_header
+    from meit.records import parse_header
 
     text = ("# comment\nrec 2 500/1.5(0) 5000 10:00:00\n"
             "rec.dat 16+24 1000(-3)/uV 16 0 12 345 0 V1\n"

@@ -13,7 +13,8 @@ from safetensors.torch import load_file
 
 from meit.config import load_recipe
 from meit.errors import ConfigError
-from meit.pretrain import EcgTextModel, PretrainRecipe, pretrain
+from meit.pretrain import EcgTextModel, PretrainRecipe
+from meit.retrieval.pretraining import pretrain_and_evaluate
 from meit.training.logs import read_jsonl
 
 FAST = ["ecg.encoder=resnet1d-tiny", "data.fs=100", "text.freeze_layers=5", "text.max_length=48",
@@ -36,7 +37,7 @@ def pretrained(prepared_100hz, tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrain") / "run"
     recipe = _recipe(prepared_100hz, out, "train.max_steps=4", "train.eval_every=2", "objective.mask_ratio=0.3",
                      "objective.reconstruction_weight=0.5")
-    return pretrain(recipe, progress=False)
+    return pretrain_and_evaluate(recipe, progress=False)
 
 
 def test_artifact_and_metrics(pretrained):

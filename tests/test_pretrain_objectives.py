@@ -12,16 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from meit.errors import ConfigError
+from meit.evaluation.ranking import auroc, chance_recall_at_k, recall_at_k
 from meit.pretrain.data import report_key
 from meit.pretrain.losses import gather_rows, info_nce, masked_mse, span_mask
-from meit.retrieval.metrics import (
-    auroc,
-    chance_recall_at_k,
-    ecg_to_report_relevance,
-    recall_at_k,
-    same_findings_relevance,
-    unique_texts,
-)
+from meit.retrieval.relevance import ecg_to_report_relevance, same_findings_relevance, unique_texts
 from meit.retrieval.zeroshot import auroc_per_finding, load_prompt_sets
 
 

@@ -20,7 +20,9 @@ import torch
 from meit.cli import main
 from meit.errors import DataError, ModelError
 from meit.pretrain.data import prepared_split
-from meit.retrieval.index import EMBEDDINGS, META, RECORDS, RetrievalIndex, build_index
+from meit.retrieval.index import RetrievalIndex
+from meit.retrieval.index_build import build_index
+from meit.retrieval.index_files import EMBEDDINGS, META, RECORDS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -145,7 +147,7 @@ def test_query_by_id_sorted_and_excludes_itself(index_dir, capsys):
 
 def test_query_by_record_matches_row_query(index_dir, synthetic_raw, prepared_100hz, capsys):
     from meit.data.dataset import load_prepared
-    from meit.evaluation.single import read_ecg_file
+    from meit.records import read_ecg_file
 
     index = RetrievalIndex.load(index_dir)
     row_id = index.ids[5]
@@ -286,11 +288,11 @@ def test_index_contract_is_compared_as_a_contract(model, index_dir, tmp_path):
     meta = json.loads((copy / META).read_text())
     meta["contract"] = {k: meta["contract"][k] for k in ("leads", "fs", "seconds", "normalisation")}
     (copy / META).write_text(json.dumps(meta))
-    RetrievalIndex.load(copy)._check_compatible(model)
+    RetrievalIndex.load(copy).check_compatible(model)
     meta["contract"]["normalisation"] = "zscore_record"
     (copy / META).write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="built by another model"):
-        RetrievalIndex.load(copy)._check_compatible(model)
+        RetrievalIndex.load(copy).check_compatible(model)
 
 
 @pytest.mark.parametrize("damage, named", [

@@ -10,12 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from meit.data.transforms import (
-    BASELINES,
+from meit.data.transforms import BASELINES, EcgTransform, build_transform
+from meit.ecg_signal import (
     NORMALISATIONS,
-    EcgTransform,
     bandpass,
-    build_transform,
     crop_or_pad,
     median_baseline,
     minmax,

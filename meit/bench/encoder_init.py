@@ -1,4 +1,4 @@
-"""Does a pretrained encoder speed up instruction tuning? ``python -m meit.bench.encoder_init``.
+"""Does a pretrained encoder speed up instruction tuning? ``python -m meit.bench encoder-init``.
 
 Runs the same LoRA fine-tune twice — encoder from scratch, and encoder from a ``meit pretrain``
 artifact — with validation loss every few steps, then reports how many steps the pretrained start
@@ -75,7 +75,8 @@ def plot_curves(curves: dict[str, list[tuple[int, float]]], target: float, path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m meit.bench encoder-init", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pretrained", required=True, type=Path, help="final/ folder of `meit pretrain`")
     parser.add_argument("--data", required=True, type=Path, help="prepared dataset to fine-tune on")
     parser.add_argument("--recipe", type=Path, default=Path("recipes/quickstart.yaml"))
@@ -130,7 +131,3 @@ def main(argv: list[str] | None = None) -> int:
              f"{summary['speedup_interpolated']:.2f}×)" if reached and crossing else ""))
     print(f"curves: {args.out / 'curves.csv'}, {args.out / 'val_loss.png'}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Batched generation throughput: ``python -m meit.bench.generation``.
+"""Batched generation throughput: ``python -m meit.bench generation``.
 
 Reports/s of greedy generation with the KV cache at several batch sizes, on the same model, the same
 prompts and the same number of new tokens (``min_new_tokens = max_new_tokens`` so early EOS cannot
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from meit.data.prompts import PromptFormat, encode_prompt
     from meit.models import MeitModel
 
-    parser = argparse.ArgumentParser(prog="python -m meit.bench.generation", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m meit.bench generation", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=None, help="a trained artifact (default: a fresh model)")
     parser.add_argument("--llm", default="smollm2-135m-instruct")
     parser.add_argument("--fusion", default="kv", choices=["kv", "prefix"])
@@ -70,7 +70,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Does the model learn to read the ECG? ``python -m meit.bench.grounding``.
+"""Does the model learn to read the ECG? ``python -m meit.bench grounding``.
 
 One longer run of the shipped recipe (by default SmolLM2-135M-Instruct with MEIT's kv fusion on the
 quickstart's synthetic data): the encoder stage, then the LLM stage with the findings of generated
@@ -100,7 +100,8 @@ def plot_learning_curve(curve: list[dict[str, float]], controls: dict[str, float
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m meit.bench grounding", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", type=Path, default=Path(__file__).resolve().parents[2] / "recipes" /
                         "quickstart.yaml")
     parser.add_argument("--data", type=Path, help="a prepared dataset (default: synthesise --n records)")
@@ -181,7 +182,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{summary['total_s'] / 60:.1f} min in all; {args.out / 'summary.json'}, per_finding.csv, "
           "learning_curve.csv/.png")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

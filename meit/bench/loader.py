@@ -1,4 +1,4 @@
-"""Data-loader throughput: ``python -m meit.bench.loader [--data PREPARED] --workers 2``.
+"""Data-loader throughput: ``python -m meit.bench loader [--data PREPARED] --workers 2``.
 
 Iterates the training DataLoader exactly as ``meit train`` builds it (memory-mapped prepared dataset,
 encoder transform, instruction formatting, tokenisation, collation) and prints samples/s, so that
@@ -45,7 +45,7 @@ def measure(data: Path, llm: str, fs: int, workers: int, batch_size: int, epochs
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meit.bench.loader", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m meit.bench loader", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="prepared dataset (default: synthesise one)")
     parser.add_argument("--n", type=int, default=2000, help="records to synthesise when --data is not given")
     parser.add_argument("--source", default="records500", choices=["records100", "records500"])
@@ -65,7 +65,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Training throughput and peak memory for 1 and N processes: ``python -m meit.bench.scaling``.
+"""Training throughput and peak memory for 1 and N processes: ``python -m meit.bench scaling``.
 
 Runs ``meit train`` on a recipe (default: the quickstart recipe on a freshly synthesised dataset) with
 1 process, then with N processes under ``accelerate launch`` (gloo on CPU), each for a few optimizer
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from meit.quickstart import default_recipe_path
     from meit.synth.prepared import synthetic_prepared
 
-    parser = argparse.ArgumentParser(prog="python -m meit.bench.scaling", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m meit.bench scaling", description=__doc__.split("\n\n")[0])
     parser.add_argument("--recipe", type=Path, default=default_recipe_path())
     parser.add_argument("--data", type=Path, default=None, help="prepared dataset (default: synthesise 200 records)")
     parser.add_argument("--processes", type=int, default=2)
@@ -94,7 +94,3 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -21,9 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from meit.evaluation.generation import DecodingSettings
-    from meit.evaluation.single import generate_for_signal, read_ecg_file
+    from meit.inference.generation import DecodingSettings, generate_for_signal
     from meit.models import MeitModel
+    from meit.records import read_ecg_file
 
     signal, fs = read_ecg_file(args.ecg, args.fs)
     model = MeitModel.from_pretrained(args.checkpoint)

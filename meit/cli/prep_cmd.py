@@ -1,12 +1,13 @@
-"""`meit prep ptbxl|mimic-iv-ecg ROOT OUT`: raw PhysioNet folders → prepared dataset (docs/data.md)."""
+"""`meit prep SOURCE ROOT OUT`: raw PhysioNet folders → prepared dataset (docs/data.md).
+
+The sources and their own options come from the registry in :mod:`data_prep.sources`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-
-from meit.errors import ConfigError
 
 
 def _common_options(parser: argparse.ArgumentParser) -> None:
@@ -35,30 +36,21 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from data_prep.sources import sources
+
+    registered = sources()
+    titles = ", ".join(source.title for source in registered.values())
     parser = sub.add_parser(
-        "prep", help="prepare a raw ECG dataset (PTB-XL, MIMIC-IV-ECG) for training",
+        "prep", help=f"prepare a raw ECG dataset ({titles}) for training",
         description="Convert a raw PhysioNet folder into a prepared dataset: DatasetDict "
         "(train/validation/test) + manifest.json + rejected.jsonl. Re-running an interrupted job resumes it.",
     )
     prep_sub = parser.add_subparsers(dest="source", metavar="SOURCE")
-    ptb = prep_sub.add_parser("ptbxl", help="PTB-XL (ptbxl_database.csv, records500/ or records100/)",
-                              description="Prepare PTB-XL. Splits: strat_fold 1-8 train, 9 validation, 10 test.")
-    _common_options(ptb)
-    ptb.add_argument("--source", dest="records", choices=("records500", "records100"), default="records500",
-                     help="which signal folder to read (default records500; --fs defaults to its rate)")
-    ptb.add_argument("--report", default="original",
-                     help="'original' (table text), 'scp' (English, composed from SCP statements) or the "
-                     "path of a CSV with columns ecg_id,report (translations)")
-    ptb.add_argument("--keep-columns", default=None,
-                     help="comma-separated table columns to keep as extra columns; default: every column "
-                     "that is not part of the official PTB-XL table (e.g. heart_rate, findings); 'none' keeps none")
-    ptb.set_defaults(func=run)
-    mimic = prep_sub.add_parser("mimic-iv-ecg", help="MIMIC-IV-ECG (record_list.csv, machine_measurements.csv)",
-                                description="Prepare MIMIC-IV-ECG. Splits by subject_id from --seed.")
-    _common_options(mimic)
-    mimic.add_argument("--ratios", default="0.90,0.01,0.09",
-                       help="train,validation,test fractions of patients (default 0.90,0.01,0.09 as MEIT)")
-    mimic.set_defaults(func=run)
+    for source in registered.values():
+        source_parser = prep_sub.add_parser(source.name, help=source.help, description=source.description)
+        _common_options(source_parser)
+        source.add_arguments(source_parser)
+        source_parser.set_defaults(func=run)
     parser.set_defaults(func=lambda args: _no_source(parser))
 
 
@@ -67,41 +59,15 @@ def _no_source(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def _ratios(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise ConfigError(f"--ratios: expected three numbers like 0.9,0.01,0.09, got {text!r}") from None
-    if len(values) != 3:
-        raise ConfigError(f"--ratios: expected three numbers (train,validation,test), got {text!r}")
-    return values  # type: ignore[return-value]
-
-
-def _keep(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    if text.strip().lower() == "none":
-        return []
-    return [c.strip() for c in text.split(",") if c.strip()]
-
-
 def run(args: argparse.Namespace) -> int:
+    from data_prep.sources import get_source
+
     common = dict(
         fs=args.fs, workers=args.workers, seed=args.seed, seconds=args.seconds, min_seconds=args.min_seconds,
         max_gap_seconds=args.max_gap, missing_lead=args.missing_lead, shard_size=args.shard_size,
         limit=args.limit, overwrite=args.overwrite, progress=not args.no_progress,
     )
-    if args.source == "ptbxl":
-        from data_prep.ptbxl import prepare_ptbxl
-
-        manifest = prepare_ptbxl(args.root, args.out, source=args.records, report=args.report,
-                                 keep_columns=_keep(args.keep_columns), **common)
-    elif args.source == "mimic-iv-ecg":
-        from data_prep.mimic_iv_ecg import prepare_mimic_iv_ecg
-
-        manifest = prepare_mimic_iv_ecg(args.root, args.out, ratios=_ratios(args.ratios), **common)
-    else:
-        raise ConfigError(f"prep: unknown source {args.source!r}; expected ptbxl or mimic-iv-ecg")
+    manifest = get_source(args.source).prepare(args, common)
     summary = {k: manifest[k] for k in ("source", "counts", "rejected", "rejected_by_reason", "fs", "content_hash")}
     print(json.dumps({"out": str(args.out), **summary}, indent=2))
     return 0

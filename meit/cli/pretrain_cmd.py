@@ -31,13 +31,12 @@ def run(args: argparse.Namespace) -> int:
     if args.print_recipe:
         print(dump_recipe(recipe), end="")
         return 0
-    import os
 
-    from meit.pretrain import pretrain
+    from meit.retrieval.pretraining import pretrain_and_evaluate
     from meit.tables import format_table
 
-    result = pretrain(recipe, progress=not args.no_progress, evaluate=not args.no_eval)
-    if os.environ.get("RANK", "0") != "0":
+    result = pretrain_and_evaluate(recipe, progress=not args.no_progress, evaluate=not args.no_eval)
+    if not result.main_process:
         return 0
     print(f"pretrained {result.steps} steps in {result.seconds:.0f}s; encoder artifact: {result.final_dir}")
     if result.metrics:

@@ -103,7 +103,7 @@ def _truncate(text: str, width: int = REPORT_WIDTH) -> str:
 def run_build(args: argparse.Namespace) -> int:
     from meit.pretrain.data import prepared_split
     from meit.pretrain.model import EcgTextModel
-    from meit.retrieval.index import build_index
+    from meit.retrieval.index_build import build_index
 
     _positive(args.max_samples, "--max-samples")
     _positive(args.batch_size, "--batch-size")
@@ -113,7 +113,7 @@ def run_build(args: argparse.Namespace) -> int:
                       split=args.split, batch_size=args.batch_size, progress=not args.no_progress)
     import json
 
-    from meit.retrieval.index import META
+    from meit.retrieval.index_files import META
 
     meta = json.loads((out / META).read_text())
     print(f"indexed {meta['rows']} ECGs and {meta['distinct_reports']} distinct reports of "
@@ -125,7 +125,7 @@ def _query_embedding(args: argparse.Namespace, index: Any) -> tuple[Any, dict[st
     """The query's embedding, a description of the query, and the id to exclude from ECG→ECG results."""
     from meit.errors import DataError
     from meit.pretrain.data import prepared_split
-    from meit.retrieval.index import embed_record
+    from meit.retrieval.index_build import embed_record
 
     if args.record is not None:
         model = index.load_model(args.model)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from meit.errors import DataError
     from meit.evaluation.io import read_predictions
     from meit.evaluation.scoring import score_reports
+    from meit.publish import atomic_write_text
 
     data = read_predictions(args.predictions)
     for err in data.errors[:10]:
@@ -89,10 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "protocol": {k: v for k, v in PROTOCOL.items() if k in result or k in ALWAYS_DESCRIBED},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(f".{args.out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     print(format_table(result))
     if data.errors:
         print(f"skipped {len(data.errors)} bad line(s); see {args.out}", file=sys.stderr)

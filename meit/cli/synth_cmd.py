@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     tune_allocator()  # this process is ours: keep per-record arrays' memory for reuse
     if args.bench:
-        from meit.synth.bench import run_bench
+        from meit.bench.synth import run_bench
 
         if args.n < 1:
             raise ConfigError(f"--n {args.n}: must be >= 1")

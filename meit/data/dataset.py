@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from meit.data.contract import EncoderContract
 from meit.data.instructions import DEFAULT_INSTRUCTION, choose_instruction
 from meit.data.prompts import EncodedExample, PromptFormat, encode_example, encode_prompt
 from meit.errors import DataError
@@ -142,6 +143,30 @@ class EcgReportDataset(Dataset):
             "labels": encoded.labels,
             "ecg_mask": encoded.ecg_mask,
         }
+
+
+def report_dataset(
+    path: str | Path,
+    split_name: str,
+    *,
+    tokenizer: Any,
+    prompt_format: PromptFormat,
+    contract: EncoderContract,
+    max_samples: int | None = None,
+    instruction_seed: int = 0,
+    fixed_instruction: str | None = None,
+    with_report: bool = True,
+    perturb: Callable[[np.ndarray, int, str], np.ndarray] | None = None,
+) -> EcgReportDataset:
+    """Split ``split_name`` of the prepared dataset at ``path``, as examples for a model whose encoder declares
+    ``contract`` and whose backbone formats prompts as ``prompt_format`` (training, evaluation and benchmarks
+    all assemble datasets here)."""
+    split = load_split(path, split_name, max_samples)
+    return EcgReportDataset(
+        split, tokenizer, prompt_format, contract.load_transform(dataset_fs(split, path)),
+        instruction_seed=instruction_seed, fixed_instruction=fixed_instruction, with_report=with_report,
+        perturb=perturb,
+    )
 
 
 def evaluation_instruction() -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from meit.errors import DataError
+from meit.publish import atomic_file
 
 REQUIRED_KEYS: tuple[str, ...] = ("id", "prediction", "reference")
 
@@ -110,17 +111,13 @@ def write_predictions(
 ) -> int:
     """Write records as JSON lines (UTF-8, atomically via a temp file); returns the count written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     count = 0
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_file(path) as fh:
         for rec in records:
             obj = rec.to_json() if isinstance(rec, PredictionRecord) else dict(rec)
             missing = [k for k in REQUIRED_KEYS if k not in obj]
             if missing:
-                tmp.unlink(missing_ok=True)
                 raise DataError(f"record {count + 1} lacks {', '.join(missing)}: cannot write {path}")
             fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
             count += 1
-    os.replace(tmp, path)
     return count

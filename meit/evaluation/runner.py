@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from meit.config import EvalConfig, Recipe
-from meit.data.dataset import evaluation_instruction
-from meit.evaluation.generation import DecodingSettings, generate_reports
+from meit.data.dataset import evaluation_instruction, report_dataset
+from meit.data.prompts import PromptFormat
 from meit.evaluation.io import write_predictions
 from meit.evaluation.provenance import provenance
-from meit.training.setup import build_split_dataset
+from meit.inference.generation import DecodingSettings, generate_reports
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,13 @@ class _Job:
     def run(self, folder: Path, desc: str, hook: Any, extra: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """Generate with signal ``hook`` (a perturbation, a control or None), write predictions, then score."""
         cfg = self.recipe.eval
-        dataset = build_split_dataset(self.recipe, self.model, self.split, cfg.max_samples, with_report=False,
-                                      fixed_instruction=evaluation_instruction(), data_path=self.data_path,
-                                      perturb=hook)
+        dataset = report_dataset(
+            self.recipe.data.require_path(self.data_path), self.split, tokenizer=self.model.tokenizer,
+            prompt_format=PromptFormat.from_model(self.model, self.recipe.model.max_length),
+            contract=self.model.encoder.contract, max_samples=cfg.max_samples,
+            instruction_seed=self.recipe.data.instruction_seed, fixed_instruction=evaluation_instruction(),
+            with_report=False, perturb=hook,
+        )
         rows = generate_reports(self.model, dataset, self.settings, batch_size=cfg.batch_size,
                                 progress=self.progress, desc=f"{desc}: generate")
         source_of = getattr(hook, "source_of", None)

@@ -13,8 +13,8 @@ import re
 import shutil
 from pathlib import Path
 
+from meit.cache_build import cached_build
 from meit.errors import OfflineError
-from meit.paths import cache_dir
 
 #: Where Debian's ``wordnet-base`` installs the WordNet 3.0 database.
 DEFAULT_SOURCE = Path("/usr/share/wordnet")
@@ -48,7 +48,10 @@ LEXNAMES: tuple[tuple[str, int], ...] = (
     ("verb.social", 2), ("verb.stative", 2), ("verb.weather", 2), ("adj.ppl", 3),
 )
 
-_MARKER = ".meit-complete"
+#: bumped when the built layout changes (a new version rebuilds the cache)
+_VERSION = 1
+#: the completion marker written by meit before the cache used :mod:`meit.cache_build`
+_LEGACY_MARKER = ".meit-complete"
 
 
 def lexnames_text() -> str:
@@ -131,26 +134,17 @@ def _missing_error(source: Path, missing: list[str]) -> OfflineError:
     )
 
 
-def _build(target: Path, source: Path) -> None:
-    """Copy into a sibling temp dir, then rename, so a crash never leaves a half-built corpus."""
-    tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+def _build(folder: Path, source: Path) -> None:
+    """Fill a staged cache folder with NLTK's WordNet layout, from the dictionary files in ``source``."""
+    missing = [name for name in REQUIRED_FILES if not (source / name).is_file()]
+    if missing:
+        raise _missing_error(source, missing)
     for name in REQUIRED_FILES + OPTIONAL_FILES:
         if (source / name).is_file():
-            shutil.copyfile(source / name, tmp / name)
-    (tmp / "lexnames").write_text(lexnames_text(), encoding="utf-8")
-    if not (tmp / "index.sense").is_file():
-        (tmp / "index.sense").write_text("".join(sense_index_lines(source)), encoding="utf-8")
-    (tmp / _MARKER).write_text(str(source), encoding="utf-8")
-    if (target / _MARKER).is_file():  # another process finished first: keep its copy
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
-    shutil.rmtree(target, ignore_errors=True)  # leftovers of an interrupted build
-    try:
-        tmp.rename(target)
-    except OSError:  # lost a race with another process
-        shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copyfile(source / name, folder / name)
+    (folder / "lexnames").write_text(lexnames_text(), encoding="utf-8")
+    if not (folder / "index.sense").is_file():
+        (folder / "index.sense").write_text("".join(sense_index_lines(source)), encoding="utf-8")
 
 
 def ensure_wordnet() -> Path:
@@ -160,15 +154,10 @@ def ensure_wordnet() -> Path:
     """
     import nltk
 
-    root = cache_dir("nltk_data")
-    target = root / "corpora" / "wordnet"
-    if not (target / _MARKER).is_file():
-        source = _source_dir()
-        missing = [name for name in REQUIRED_FILES if not (source / name).is_file()]
-        if missing:
-            raise _missing_error(source, missing)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _build(target, source)
+    source = _source_dir()
+    target = cached_build("wordnet", {"source": str(source), "version": _VERSION}, lambda out: _build(out, source),
+                          group="nltk_data/corpora", legacy_markers=(_LEGACY_MARKER,))
+    root = target.parent.parent
     if str(root) not in nltk.data.path:
         nltk.data.path.insert(0, str(root))
     return target

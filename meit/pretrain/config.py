@@ -6,14 +6,12 @@ Same YAML + ``section.key=value`` overrides and the same did-you-mean errors as 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from meit.config import DataConfig, LoopConfig, SignalInputConfig, _Section, check_bandpass
-
-if TYPE_CHECKING:
-    from meit.models.encoders.base import EncoderContract
+from meit.data.contract import PROCESSING_FIELDS, EncoderContract
 
 
 class EcgSideConfig(SignalInputConfig):
@@ -31,13 +29,8 @@ class EcgSideConfig(SignalInputConfig):
 
     def contract(self, data: DataConfig) -> EncoderContract:
         """The encoder contract this section declares (rate and length default to the data's)."""
-        from meit.models.encoders.base import EncoderContract
-
-        return EncoderContract(
-            fs=self.fs or data.fs, seconds=self.seconds or data.seconds, normalisation=self.normalisation,
-            notch_hz=self.notch_hz, bandpass=self.bandpass, bandpass_order=self.bandpass_order,
-            baseline=self.baseline,
-        )
+        return EncoderContract(fs=self.fs or data.fs, seconds=self.seconds or data.seconds,
+                               **{key: getattr(self, key) for key in PROCESSING_FIELDS})
 
 
 class TextSideConfig(_Section):

@@ -2,16 +2,17 @@
 
 The run writes ``OUTPUT_DIR/final/`` (an encoder artifact ``meit train`` accepts through
 ``model.encoder_checkpoint``, plus the heads and text encoder for retrieval and zero-shot use) and
-``OUTPUT_DIR/metrics.json`` (retrieval recall@k and zero-shot AUROC on the validation split, computed
-from the saved artifact, exactly as a user would load it).
+``OUTPUT_DIR/recipe.yaml``. Scoring the result (recall@k, zero-shot AUROC) is evaluation's job: the loop
+takes an optional ``validation_scorer`` for its periodic validation, and ``meit.retrieval.pretraining``
+runs pretraining followed by the self-evaluation that ``meit pretrain`` reports.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,17 +22,19 @@ from torch.utils.data import DataLoader
 
 from meit.config import dump_recipe
 from meit.data.dataset import get_split, load_prepared
-from meit.errors import ConfigError, DataError
+from meit.errors import DataError
 from meit.pretrain.config import PretrainRecipe
 from meit.pretrain.data import EcgTextCollator, EcgTextDataset, prepared_split
 from meit.pretrain.losses import gather_rows, info_nce, masked_mse, span_mask
 from meit.pretrain.model import EcgTextModel
-from meit.retrieval.metrics import recall_at_k
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final
 from meit.training.optim import build_scheduler, total_optimizer_steps
 from meit.training.setup import build_accelerator
 
 log = logging.getLogger(__name__)
+
+#: scores validation embeddings: ``(ecg [N, D], text [N, D], report keys [N])`` → ``{"val_<name>": value}``
+EmbeddingScorer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], dict[str, float]]
 
 
 @dataclass
@@ -42,24 +45,25 @@ class PretrainResult:
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    main_process: bool = True
 
 
 def split_dataset(recipe: PretrainRecipe, model: EcgTextModel, split_name: str,
                   max_samples: int | None = None) -> EcgTextDataset:
     """A split of ``data.path`` transformed to the encoder's contract."""
-    if not recipe.data.path:
-        raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
-    return prepared_split(model.contract, recipe.data.path, split_name, max_samples)
+    return prepared_split(model.contract, recipe.data.require_path(), split_name, max_samples)
 
 
 class _ContrastiveTask:
-    """InfoNCE over the global batch (+ masked reconstruction); validation loss and recall@k."""
+    """InfoNCE over the global batch (+ masked reconstruction); validation loss and the scorer's figures."""
 
-    def __init__(self, recipe: PretrainRecipe, accelerator: Any, eval_loader: DataLoader | None) -> None:
+    def __init__(self, recipe: PretrainRecipe, accelerator: Any, eval_loader: DataLoader | None,
+                 scorer: EmbeddingScorer | None) -> None:
         self.recipe = recipe
         self.objective = recipe.objective
         self.accelerator = accelerator
         self.eval_loader = eval_loader
+        self.scorer = scorer
 
     def _losses(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         obj = self.objective
@@ -102,10 +106,8 @@ class _ContrastiveTask:
             keys.append(k)
         ecg, text, key = torch.cat(ecgs), torch.cat(texts), torch.cat(keys)
         scale = self.accelerator.unwrap_model(model).logit_scale.exp().clamp(max=100.0).float()
-        relevant = key[:, None] == key[None, :]
-        recall = recall_at_k(ecg @ text.t(), relevant, self.recipe.eval.ks)
-        return {"val_loss": float(info_nce(ecg, text, scale, key)),
-                **{f"val_recall@{k}": v for k, v in recall.items()}}
+        scores = self.scorer(ecg, text, key) if self.scorer is not None else {}
+        return {"val_loss": float(info_nce(ecg, text, scale, key)), **scores}
 
     def failure_context(self, batch: dict[str, Any], step: int) -> contextlib.AbstractContextManager[None]:
         return explain_oom(
@@ -132,13 +134,13 @@ def _loader(dataset: EcgTextDataset, recipe: PretrainRecipe, collator: EcgTextCo
                       drop_last=drop_last)
 
 
-def pretrain(recipe: PretrainRecipe, *, progress: bool = True, evaluate: bool = True) -> PretrainResult:
-    """Pretrain as the recipe says; write ``final/`` and (when ``evaluate``) ``metrics.json``."""
+def pretrain(recipe: PretrainRecipe, *, progress: bool = True, validation_scorer: EmbeddingScorer | None = None,
+             needs_eval_split: bool = False) -> PretrainResult:
+    """Pretrain as the recipe says and write ``final/``; ``needs_eval_split`` checks ``eval.split`` up front
+    for a caller that evaluates afterwards."""
     output_dir = Path(recipe.output_dir)
-    if not recipe.data.path:
-        raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
-    prepared = load_prepared(recipe.data.path)
-    needed = [recipe.data.train_split] + ([recipe.eval.split] if evaluate or recipe.train.eval_every else [])
+    prepared = load_prepared(recipe.data.require_path())
+    needed = [recipe.data.train_split] + ([recipe.eval.split] if needs_eval_split or recipe.train.eval_every else [])
     for name in needed:
         get_split(prepared, name, recipe.data.path)
     accelerator = build_accelerator(recipe)
@@ -177,7 +179,7 @@ def pretrain(recipe: PretrainRecipe, *, progress: bool = True, evaluate: bool = 
         keep_last=recipe.train.keep_last, resume=recipe.train.resume, log_every=recipe.train.log_every,
         eval_every=recipe.train.eval_every, desc="pretrain",
     )
-    task = _ContrastiveTask(recipe, accelerator, eval_loader)
+    task = _ContrastiveTask(recipe, accelerator, eval_loader, validation_scorer)
     looped = run_loop(accelerator, model, optimizer, scheduler, train_loader, settings, task, progress=progress)
 
     final_dir = output_dir / "final"
@@ -186,23 +188,7 @@ def pretrain(recipe: PretrainRecipe, *, progress: bool = True, evaluate: bool = 
                             evaluations=looped.evaluations, seconds=looped.seconds)
     if accelerator.is_main_process:
         (final_dir / "recipe.yaml").write_text(dump_recipe(recipe))
-        if evaluate:
-            result.metrics = self_evaluate(recipe, final_dir, progress=progress)
-            (output_dir / "metrics.json").write_text(json.dumps(result.metrics, indent=2))
+    result.main_process = accelerator.is_main_process
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
-
-
-def self_evaluate(recipe: PretrainRecipe, final_dir: Path, *, progress: bool = False) -> dict[str, Any]:
-    """Load the saved artifact and score it on ``eval.split``: recall@k (both directions) and zero-shot AUROC."""
-    from meit.retrieval.evaluate import evaluate_alignment
-    from meit.retrieval.zeroshot import load_prompt_sets
-
-    model = EcgTextModel.from_pretrained(final_dir)
-    dataset = split_dataset(recipe, model, recipe.eval.split, recipe.eval.max_samples)
-    metrics = evaluate_alignment(
-        model, dataset, ks=recipe.eval.ks, prompt_sets=load_prompt_sets(recipe.eval.prompts),
-        min_positives=recipe.eval.min_positives, batch_size=recipe.eval.batch_size, progress=progress,
-    )
-    return {"split": recipe.eval.split, "data": recipe.data.path, "artifact": str(final_dir), **metrics}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,8 @@ from torch import nn
 
 from meit.errors import ModelError
 from meit.models.encoders import ECGEncoder, EncoderContract, build_encoder, load_encoder_checkpoint
+from meit.models.encoders.artifact import fill_encoder_artifact, read_encoder_metadata
+from meit.publish import staged_folder
 
 FORMAT = "meit-ecg-text"
 VERSION = 1
@@ -218,37 +219,28 @@ class EcgTextModel(nn.Module):
         }
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write the encoder artifact plus heads and text encoder, atomically (temp folder, then rename)."""
+        """Write the encoder artifact plus heads and text encoder, atomically (:mod:`meit.publish`)."""
         from safetensors.torch import save_file
 
-        from meit.models.encoders.artifact import write_encoder_artifact
-
-        final = Path(directory)
-        tmp = final.with_name(f".tmp-{final.name}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        write_encoder_artifact(tmp, self.encoder_name, self.encoder, self.encoder.contract, self.encoder_kwargs,
-                               source={"made_by": "meit pretrain"})
-        heads = {f"ecg_head.{k}": v for k, v in self.ecg_head.state_dict().items()}
-        heads |= {f"text_head.{k}": v for k, v in self.text_head.state_dict().items()}
-        heads["logit_scale"] = self.logit_scale.detach().reshape(1)
-        if self.decoder is not None:
-            heads |= {f"decoder.{k}": v for k, v in self.decoder.state_dict().items()}
-        save_file({k: v.detach().contiguous().cpu() for k, v in heads.items()}, str(tmp / "heads.safetensors"))
-        self.text_model.save_pretrained(tmp / "text_encoder")
-        self.tokenizer.save_pretrained(tmp / "text_encoder")
-        (tmp / "pretrain.json").write_text(json.dumps(self._meta(), indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        return final
+        with staged_folder(directory, "pretrained ECG-text model", also_owned_if=("pretrain.json",)) as tmp:
+            fill_encoder_artifact(tmp, self.encoder_name, self.encoder, self.encoder.contract, self.encoder_kwargs,
+                                  source={"made_by": "meit pretrain"})
+            heads = {f"ecg_head.{k}": v for k, v in self.ecg_head.state_dict().items()}
+            heads |= {f"text_head.{k}": v for k, v in self.text_head.state_dict().items()}
+            heads["logit_scale"] = self.logit_scale.detach().reshape(1)
+            if self.decoder is not None:
+                heads |= {f"decoder.{k}": v for k, v in self.decoder.state_dict().items()}
+            save_file({k: v.detach().contiguous().cpu() for k, v in heads.items()}, str(tmp / "heads.safetensors"))
+            self.text_model.save_pretrained(tmp / "text_encoder")
+            self.tokenizer.save_pretrained(tmp / "text_encoder")
+            (tmp / "pretrain.json").write_text(json.dumps(self._meta(), indent=2))
+        return Path(directory)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> EcgTextModel:
         """Read a folder written by :meth:`save_pretrained` (safetensors only; nothing is unpickled)."""
         from safetensors.torch import load_file
         from transformers import AutoModel, AutoTokenizer
-
-        from meit.models.encoders.artifact import read_encoder_metadata
 
         root = Path(directory).expanduser()
         meta_file = root / "pretrain.json"

@@ -9,14 +9,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from meit.evaluation.ranking import chance_recall_at_k, recall_at_k
 from meit.findings import extract_findings
-from meit.retrieval.metrics import (
-    chance_recall_at_k,
-    ecg_to_report_relevance,
-    recall_at_k,
-    same_findings_relevance,
-    unique_texts,
-)
+from meit.retrieval.relevance import ecg_to_report_relevance, same_findings_relevance, unique_texts
 from meit.retrieval.zeroshot import PromptSet, zero_shot_report
 
 

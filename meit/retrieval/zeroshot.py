@@ -19,7 +19,7 @@ import torch.nn.functional as F
 import yaml
 
 from meit.errors import ConfigError
-from meit.retrieval.metrics import auroc
+from meit.evaluation.ranking import auroc
 
 DEFAULT_PROMPTS = "default.yaml"
 

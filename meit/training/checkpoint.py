@@ -1,14 +1,13 @@
 """Checkpoints of the trainable state only, written atomically, newest-complete found on resume.
 
 A checkpoint folder becomes visible under its final name only after every file is written and
-flushed (write into ``.tmp-step-N``, then ``os.replace``), so a crash mid-save never leaves a folder
+flushed (write into ``.tmp-step-N``, then ``meit.publish.publish_folder``), so a crash mid-save never leaves a folder
 that looks complete. The frozen base model is never copied (it is rebuilt from the recipe).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -21,6 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from meit.errors import TrainingError
+from meit.publish import publish_folder
 
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 COMPLETE_MARKER = "COMPLETE"
@@ -89,20 +89,14 @@ def save_checkpoint(
         {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
         tmp / "training_state.pt",
     )
-    return publish(tmp, final, {**progress, "step": step}, keep_last)
+    return publish_checkpoint(tmp, final, {**progress, "step": step}, keep_last)
 
 
-def publish(tmp: Path, final: Path, progress: dict[str, Any], keep_last: int | None) -> Path:
-    """Write the progress, mark ``tmp`` complete, flush it, rename it to ``final``, prune older checkpoints."""
+def publish_checkpoint(tmp: Path, final: Path, progress: dict[str, Any], keep_last: int | None) -> Path:
+    """Write the progress, mark ``tmp`` complete, publish it as ``final``, prune older checkpoints."""
     (tmp / "progress.json").write_text(json.dumps(progress, indent=2))
     (tmp / COMPLETE_MARKER).write_text("ok\n")
-    for file in tmp.rglob("*"):
-        if file.is_file():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    publish_folder(tmp, final, "checkpoint", also_owned_if=(COMPLETE_MARKER,))
     if keep_last:
         for old in complete_checkpoints(final.parent)[:-keep_last]:
             shutil.rmtree(old, ignore_errors=True)

@@ -21,8 +21,8 @@ from meit.data.collator import EcgCollator, model_inputs
 from meit.data.dataset import evaluation_instruction
 from meit.data.sampling import LengthGroupedSampler, WeightedEpochSampler, finding_balance_weights
 from meit.errors import ConfigError
-from meit.evaluation.generation import DecodingSettings, generate_reports
 from meit.findings import finding_matrix
+from meit.inference.generation import DecodingSettings, generate_reports
 from meit.training.fsdp import configure_wrapping, uses_fsdp
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final, shards_parameters
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps

@@ -8,7 +8,7 @@ functions below in the same order, and rank 0 alone writes.
   single-process checkpoint holds (trainable parameters plus the persistent buffers of the modules that
   own them, under the same unwrapped names); ``optimizer.pt`` the full, unsharded optimizer state keyed
   by parameter name (``torch.distributed.checkpoint.state_dict``); ``training_state.pt`` the scheduler and
-  RNG states. Rank 0 publishes the folder atomically (``checkpoint.publish``), so ``resume=auto`` and
+  RNG states. Rank 0 publishes the folder atomically (``checkpoint.publish_checkpoint``), so ``resume=auto`` and
   ``keep_last`` behave as everywhere else. Resume loads on rank 0 and broadcasts into the shards.
 * The final artifact: every rank gathers the full state dict, rank 0 passes it to the model's
   ``save_pretrained(directory, state_dict=…)``.
@@ -36,7 +36,7 @@ from safetensors.torch import load_file, save_file
 from meit.errors import ConfigError, TrainingError
 from meit.training.checkpoint import (
     FSDP_OPTIMIZER_FILE,
-    publish,
+    publish_checkpoint,
     restore_rng,
     rng_state,
     trainable_state_keys,
@@ -293,7 +293,7 @@ def save_fsdp_checkpoint(root: Path, step: int, model: Any, optimizer: Any, sche
         save_file(weights, str(tmp / "trainable.safetensors"))
         torch.save(optim, tmp / FSDP_OPTIMIZER_FILE)
         torch.save({"scheduler": scheduler.state_dict(), "rng": rng_state()}, tmp / "training_state.pt")
-        publish(tmp, final, {**progress, "step": step}, keep_last)
+        publish_checkpoint(tmp, final, {**progress, "step": step}, keep_last)
     accelerator.wait_for_everyone()
     return final
 

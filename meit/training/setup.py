@@ -9,9 +9,8 @@ from typing import Any
 import torch
 
 from meit.config import Recipe
-from meit.data.dataset import EcgReportDataset, dataset_fs, get_split, load_prepared, load_split
+from meit.data.dataset import EcgReportDataset, get_split, load_prepared, report_dataset
 from meit.data.prompts import PromptFormat
-from meit.errors import ConfigError
 
 
 def _uses_deepspeed() -> bool:
@@ -30,7 +29,7 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 
 def resolve_mixed_precision(recipe: Recipe) -> str:
     """``auto`` → bf16 on a GPU that supports it, fp32 on CPU; ``bf16-native`` → also bf16 on a CPU that
-    computes it natively (`python -m meit.models.bench`, 2 Zen 4 cores: 2.3 s vs 3.2 s a SmolLM2 step)."""
+    computes it natively (`python -m meit.bench train-step`, 2 Zen 4 cores: 2.3 s vs 3.2 s a SmolLM2 step)."""
     choice = recipe.train.mixed_precision
     if choice not in ("auto", "bf16-native"):
         return choice
@@ -86,22 +85,9 @@ def build_model(recipe: Recipe) -> Any:
     return MeitModel.build(recipe.model, data_fs=recipe.data.fs, data_seconds=recipe.data.seconds)
 
 
-def make_transform(model: Any, source_fs: int) -> Any:
-    """The load-time transform the encoder's contract asks for, from the dataset's stored rate
-    (``EncoderContract.load_transform``: the same one pretraining, retrieval and zero-shot use)."""
-    return model.encoder.contract.load_transform(source_fs)
-
-
-def _data_path(recipe: Recipe, override: str | None = None) -> str:
-    path = override or recipe.data.path
-    if not path:
-        raise ConfigError("data.path is not set: point it at a prepared dataset (`meit prep …` output)")
-    return path
-
-
 def check_data(recipe: Recipe, splits: list[str]) -> None:
     """Fail before the (slow) model build when the dataset or a needed split is missing."""
-    path = _data_path(recipe)
+    path = recipe.data.require_path()
     dataset = load_prepared(path)
     for name in splits:
         get_split(dataset, name, path)
@@ -118,16 +104,10 @@ def build_split_dataset(
     data_path: str | None = None,
     perturb: Any = None,
 ) -> EcgReportDataset:
-    path = _data_path(recipe, data_path)
-    split = load_split(path, split_name, max_samples)
-    fmt = PromptFormat.from_model(model, recipe.model.max_length)
-    return EcgReportDataset(
-        split,
-        model.tokenizer,
-        fmt,
-        make_transform(model, dataset_fs(split, path)),
-        instruction_seed=recipe.data.instruction_seed,
-        fixed_instruction=fixed_instruction,
-        with_report=with_report,
-        perturb=perturb,
+    """A split of ``data.path`` (or ``data_path``) as examples for ``model`` (``meit.data.dataset.report_dataset``)."""
+    return report_dataset(
+        recipe.data.require_path(data_path), split_name, tokenizer=model.tokenizer,
+        prompt_format=PromptFormat.from_model(model, recipe.model.max_length), contract=model.encoder.contract,
+        max_samples=max_samples, instruction_seed=recipe.data.instruction_seed,
+        fixed_instruction=fixed_instruction, with_report=with_report, perturb=perturb,
     )

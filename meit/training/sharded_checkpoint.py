@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from meit.training.checkpoint import publish
+from meit.training.checkpoint import publish_checkpoint
 
 
 def uses_sharded_state(accelerator: Any) -> bool:
@@ -32,7 +32,7 @@ def save_sharded_checkpoint(root: Path, step: int, accelerator: Any, progress: d
     accelerator.save_state(str(tmp), exclude_frozen_parameters=True)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        publish(tmp, final, {**progress, "step": step}, keep_last)
+        publish_checkpoint(tmp, final, {**progress, "step": step}, keep_last)
     accelerator.wait_for_everyone()
     return final
 

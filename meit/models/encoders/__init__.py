@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Callable
 from pathlib import Path
 
+from meit.data.contract import EncoderContract
 from meit.errors import ModelError
 from meit.models.encoders.artifact import (
     EncoderArtifactMeta,
@@ -15,7 +16,7 @@ from meit.models.encoders.artifact import (
     state_fit_problems,
     write_encoder_artifact,
 )
-from meit.models.encoders.base import ECGEncoder, EncoderContract
+from meit.models.encoders.base import ECGEncoder
 from meit.models.encoders.ecgfounder import ecgfounder_net1d
 from meit.models.encoders.merl import MERL_BUILDERS
 from meit.models.encoders.resnet1d import ResNet1d, resnet1d_18, resnet1d_34, resnet1d_50, resnet1d_tiny

@@ -18,11 +18,7 @@ reader of weight files (safetensors, or ``torch.load(weights_only=True)`` — ne
 from __future__ import annotations
 
 import json
-import math
-import os
 import pickle
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,20 +27,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from meit.data.contract import EncoderContract, contract_problems
 from meit.errors import ModelError
-from meit.models.encoders.base import EncoderContract
+from meit.publish import staged_folder
 
 ARTIFACT_FORMAT = "meit-encoder"
 #: the newest version this meit reads and writes; a contract version 1 can express is still written as 1
 ARTIFACT_VERSION = 2
 META_FILE = "encoder.json"
 WEIGHTS_FILE = "encoder.safetensors"
-#: kept in step with ``meit.data.transforms.NORMALISATIONS`` / ``BASELINES`` (a test checks; no scipy import here)
-NORMALISATIONS = ("zscore", "minmax", "zscore_record", "minmax_record", "none")
-BASELINES = ("none", "highpass", "median")
 #: the normalisations version 1 of the format knew
 _V1_NORMALISATIONS = ("zscore", "minmax", "none")
-_MAX_BANDPASS_ORDER = 8
 
 
 @dataclass(frozen=True)
@@ -64,56 +57,6 @@ class EncoderArtifactMeta:
 
 
 # --------------------------------------------------------------------------------------------- contract
-
-
-def _contract_problems(data: Any) -> list[str]:
-    """Field-level problems of a contract mapping (empty when valid)."""
-    if not isinstance(data, Mapping):
-        return [f"'contract' must be an object with leads, fs, seconds, normalisation; got {type(data).__name__}"]
-    problems = []
-    for key in ("leads", "fs"):
-        value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            problems.append(f"'contract.{key}' must be a positive integer, got {value!r}")
-    seconds = data.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
-        problems.append(f"'contract.seconds' must be a positive number, got {seconds!r}")
-    if data.get("normalisation") not in NORMALISATIONS:
-        problems.append(f"'contract.normalisation' must be one of {NORMALISATIONS}, got {data.get('normalisation')!r}")
-    fs = data.get("fs")
-    problems.extend(_filter_problems(data, fs if isinstance(fs, int) and not isinstance(fs, bool) and fs > 0 else None))
-    return problems
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _filter_problems(data: Mapping[str, Any], fs: int | None) -> list[str]:
-    """Problems of the optional filtering fields (absent means the default: no filtering)."""
-    problems = []
-    nyquist = fs / 2 if fs else math.inf
-    band = data.get("bandpass")
-    if band is not None:
-        if not isinstance(band, list | tuple) or len(band) != 2 or not all(v is None or _is_number(v) for v in band):
-            problems.append(f"'contract.bandpass' must be null or [low, high] in Hz (either may be null), got {band!r}")
-        else:
-            low, high = band
-            if low is not None and not 0 < low < nyquist:
-                problems.append(f"'contract.bandpass' low edge must be in (0, {nyquist:g}) Hz, got {low!r}")
-            if high is not None and high <= 0:
-                problems.append(f"'contract.bandpass' high edge must be > 0 Hz, got {high!r}")
-            if low is not None and high is not None and high <= low:
-                problems.append(f"'contract.bandpass' must have low < high, got {band!r}")
-    order = data.get("bandpass_order", 2)
-    if isinstance(order, bool) or not isinstance(order, int) or not 1 <= order <= _MAX_BANDPASS_ORDER:
-        problems.append(f"'contract.bandpass_order' must be an integer from 1 to {_MAX_BANDPASS_ORDER}, got {order!r}")
-    notch = data.get("notch_hz")
-    if notch is not None and (not _is_number(notch) or notch <= 0):
-        problems.append(f"'contract.notch_hz' must be null or a frequency > 0 Hz, got {notch!r}")
-    if data.get("baseline", "none") not in BASELINES:
-        problems.append(f"'contract.baseline' must be one of {BASELINES}, got {data.get('baseline')!r}")
-    return problems
 
 
 def _format_version(contract: EncoderContract) -> int:
@@ -160,10 +103,27 @@ def write_encoder_artifact(
     kwargs: Mapping[str, Any] | None = None,
     source: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write an encoder artifact to ``directory`` atomically (temp folder, then rename); returns its path.
+    """Write an encoder artifact to ``directory`` atomically (:mod:`meit.publish`); returns its path.
 
-    ``directory`` may exist only empty or as a previous encoder artifact (which is replaced), so a typo
+    ``directory`` may exist only empty or as a previous meit output (which is replaced), so a typo
     can never clobber an unrelated folder.
+    """
+    with staged_folder(directory, "encoder artifact", also_owned_if=(META_FILE,)) as tmp:
+        fill_encoder_artifact(tmp, encoder_name, encoder_or_state_dict, contract, kwargs, source)
+    return Path(directory).expanduser()
+
+
+def fill_encoder_artifact(
+    folder: Path,
+    encoder_name: str,
+    encoder_or_state_dict: nn.Module | Mapping[str, torch.Tensor],
+    contract: EncoderContract,
+    kwargs: Mapping[str, Any] | None = None,
+    source: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the artifact's two files into ``folder``, a staged folder its caller publishes.
+
+    Used directly by writers whose output is an encoder artifact plus more (``meit pretrain``'s model).
     """
     from safetensors.torch import save_file
 
@@ -172,7 +132,7 @@ def write_encoder_artifact(
     if encoder_name not in ENCODERS:
         raise ModelError(f"cannot write an encoder artifact for unknown encoder '{encoder_name}' "
                          f"(known: {', '.join(ENCODERS)})")
-    problems = _contract_problems(contract.to_dict())
+    problems = contract_problems(contract.to_dict())
     if problems:
         raise ModelError(f"invalid encoder contract: {'; '.join(problems)}")
     meta = {
@@ -189,25 +149,8 @@ def write_encoder_artifact(
         raise ModelError(f"encoder.json: kwargs and source must be plain JSON values ({err})") from err
     state = _state_of(encoder_or_state_dict)
 
-    out = Path(directory).expanduser()
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / META_FILE).is_file())):
-        raise ModelError(f"{out} exists and is not an encoder artifact: choose a new or empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": ARTIFACT_FORMAT, "encoder": encoder_name})
-        (tmp / META_FILE).write_text(text)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": ARTIFACT_FORMAT, "encoder": encoder_name})
+    (folder / META_FILE).write_text(text)
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -239,7 +182,7 @@ def read_encoder_metadata(directory: str | Path) -> EncoderArtifactMeta | None:
     name = data.get("encoder")
     if not isinstance(name, str) or not name:
         raise ModelError(f"{file}: 'encoder' must be a registry name such as 'merl-resnet1d-18', got {name!r}")
-    problems = _contract_problems(data.get("contract"))
+    problems = contract_problems(data.get("contract"))
     if problems:
         raise ModelError(f"{file}: {'; '.join(problems)}")
     for key in ("kwargs", "source"):

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from meit.models.encoders.base import ECGEncoder, EncoderContract
+from meit.data.contract import EncoderContract
+from meit.models.encoders.base import ECGEncoder
 
 #: the input the released weights were trained on (see the module docstring)
 ECGFOUNDER_CONTRACT = EncoderContract(leads=12, fs=500, seconds=10.0, normalisation="zscore_record",

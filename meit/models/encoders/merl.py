@@ -23,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from meit.data.contract import EncoderContract
 from meit.errors import ModelError
-from meit.models.encoders.base import ECGEncoder, EncoderContract
+from meit.models.encoders.base import ECGEncoder
 
 #: the input the published MERL weights were trained on: 500 Hz × 10 s, no filtering, min-max scaled to
 #: [0, 1] by the min and max of the whole record (``pretrain/preprocess.ipynb``:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from meit.models.encoders.base import ECGEncoder, EncoderContract
+from meit.data.contract import EncoderContract
+from meit.models.encoders.base import ECGEncoder
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1) -> nn.Conv1d:

@@ -9,8 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from meit.data.contract import EncoderContract
 from meit.errors import ModelError
-from meit.models.encoders.base import ECGEncoder, EncoderContract
+from meit.models.encoders.base import ECGEncoder
 
 
 class ViT1d(ECGEncoder):

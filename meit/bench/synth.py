@@ -1,4 +1,4 @@
-"""Throughput of the generator: ``python -m meit.synth.bench`` or ``meit synth --bench``.
+"""Throughput of the generator: ``python -m meit.bench synth`` or ``meit synth --bench``.
 
 Times the full path (draw, render, noise, quantise, decimate, write WFDB at 500 and 100 Hz plus the
 CSVs) and the in-memory path alone. Per-core figures divide records by the CPU time this process
@@ -58,7 +58,7 @@ def run_bench(n: int = 1000, fs: int = 500, seconds: float = 10.0, workers: int 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m meit.synth.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m meit.bench synth", description=__doc__)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--fs", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -67,7 +67,3 @@ def main(argv: list[str] | None = None) -> int:
     tune_allocator()
     print(run_bench(args.n, args.fs, args.seconds, args.workers).describe())
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Framework overhead of a training step: ``python -m meit.models.bench``.
+"""Framework overhead of a training step: ``python -m meit.bench train-step``.
 
 Times a full meit training step (ECG encoder + projector + fused LLM with LoRA, forward, backward,
 AdamW step) against the bare LLM with the same LoRA adapters on the same tokens (forward, backward,
@@ -174,7 +174,7 @@ def format_result(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m meit.models.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m meit.bench train-step", description=__doc__.split("\n\n")[0])
     p.add_argument("--llm", default="smollm2-135m-instruct")
     p.add_argument("--encoder", default="resnet1d-18")
     p.add_argument("--fs", type=int, default=100)
@@ -204,7 +204,3 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,6 +1,6 @@
 """Preparation benchmark: records/s and peak memory on synthetic 500 Hz PTB-XL-layout records.
 
-    python -m data_prep.bench --records 2000 20000 --workers 2
+    python -m meit.bench prep --records 2000 20000 --workers 2
 
 Raw records are written once with ``wfdb.wrsamp`` (cached under ``--dir``); each preparation runs
 in a fresh process whose whole process tree (main + workers) is sampled for RSS. The targets are
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from meit.paths import cache_dir
+from meit.publish import check_replaceable
 
 FS = 500
 SECONDS = 10.0
@@ -99,6 +100,7 @@ def run_once(root: Path, out: Path, workers: int) -> dict:
     """Prepare ``root`` in a fresh process; wall time and sampled peak RSS of its process tree."""
     import psutil
 
+    check_replaceable(out, "prepared dataset")  # only ever delete an earlier prep output
     shutil.rmtree(out, ignore_errors=True)
     code = (
         "import json, resource, time\n"
@@ -143,7 +145,7 @@ def run_once(root: Path, out: Path, workers: int) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_prep.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m meit.bench prep", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--workers", type=int, default=2)
@@ -170,7 +172,3 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['peak_rss_main_mb']} | {r['peak_rss_worker_mb']} | {r['load_avg_1min']} |" for r in rows]
     print("\n".join(lines))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Time the report metrics on N synthetic report pairs: ``python -m meit.evaluation.bench_metrics --n 10000``.
+"""Time the report metrics on N synthetic report pairs: ``python -m meit.bench metrics --n 10000``.
 
 References are MIMIC-style statement lists; each prediction keeps, drops, swaps and replaces some
 statements, so scores land in a realistic range rather than at 0 or 1. Each metric is timed on its
@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -97,7 +96,7 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m meit.bench metrics", description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000, help="number of report pairs (default 10000)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-meteor", action="store_true")
@@ -109,7 +108,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run(args.n, args.seed, meteor=not args.no_meteor, bertscore=args.bertscore)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,15 +1,19 @@
-"""Batched report generation with the KV cache: left-padded prompts, only new tokens decoded."""
+"""Report generation with the KV cache: batches of a dataset (left-padded prompts, only new tokens decoded)
+and one ECG at a time (``meit generate``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from meit.data.collator import EcgCollator
+from meit.data.dataset import evaluation_instruction
+from meit.data.prompts import PromptFormat, encode_prompt
 
 
 @dataclass(frozen=True)
@@ -72,3 +76,19 @@ def generate_reports(
             rows.append({"id": record_id, "prediction": text, "reference": reference})
     model.train(was_training)
     return rows
+
+
+@torch.no_grad()
+def generate_for_signal(model: Any, signal: np.ndarray, fs: int, *, instruction: str | None = None,
+                        settings: DecodingSettings | None = None, max_length: int = 128) -> str:
+    """One ECG (``leads × T`` mV at ``fs`` Hz) in, one report out, through the encoder contract's transform."""
+    settings = settings or DecodingSettings()
+    fmt = PromptFormat.from_model(model, max_length)
+    encoded = encode_prompt(model.tokenizer, fmt, instruction or evaluation_instruction())
+    ecg = torch.from_numpy(model.encoder.contract.load_transform(fs)(signal).astype(np.float32))
+    example = {"id": "input", "report": "", "ecg": ecg, "input_ids": encoded.input_ids,
+               "labels": encoded.labels, "ecg_mask": encoded.ecg_mask}
+    batch = EcgCollator(model.tokenizer.pad_token_id, padding_side="left")([example])
+    model.eval()
+    torch.manual_seed(settings.seed)
+    return generate_batch(model, batch, settings)[0]

@@ -1,0 +1,24 @@
+"""Reading raw ECG records (WFDB headers and signals, ``.npy`` arrays) into clean millivolt arrays.
+
+A leaf package (it imports only other leaf modules: ``meit.errors``, ``meit.leads``,
+``meit.ecg_signal``), so dataset preparation (``data_prep``), single-record generation and retrieval
+queries read a record in exactly one way without depending on each other.
+"""
+
+from __future__ import annotations
+
+from meit.records.reader import read_ecg_file, read_signal
+from meit.records.repair import REJECT_REASONS, RecordRejected, SignalPolicy, repair_signal
+from meit.records.wfdb_header import Header, parse_header, read_header
+
+__all__ = [
+    "REJECT_REASONS",
+    "Header",
+    "RecordRejected",
+    "SignalPolicy",
+    "parse_header",
+    "read_ecg_file",
+    "read_header",
+    "read_signal",
+    "repair_signal",
+]

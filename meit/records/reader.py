@@ -1,0 +1,141 @@
+"""One ECG file → a clean ``(12, T)`` float32 millivolt array, the same way for training and inference.
+
+:func:`read_signal` is the reader behind ``meit prep`` (leads reordered by name, units to mV, short
+gaps repaired, resampled and cropped/padded to the policy); :func:`read_ecg_file` is the reader
+behind ``meit generate`` and retrieval queries: it accepts a wfdb record or a ``.npy`` array and
+reads wfdb records through :func:`read_signal`, so a model sees what preparation would have stored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from meit.ecg_signal import crop_or_pad, resample
+from meit.errors import DataError
+from meit.leads import CANONICAL_LEADS
+from meit.records.repair import RecordRejected, SignalPolicy, repair_signal
+from meit.records.wfdb_header import Header, read_header
+
+# Bytes per sample of the WFDB storage formats we can size-check; others are checked by decoding.
+_BYTES_PER_SAMPLE: dict[str, float] = {
+    "8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3,
+}
+_UNIT_SCALE: dict[str, float] = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
+
+
+def _check_files(path: str, header: Header) -> None:
+    """Missing or short signal files are told apart from undecodable ones before decoding."""
+    directory = os.path.dirname(path)
+    n_sig = header.n_sig or 0
+    spf = header.samps_per_frame or [1] * n_sig
+    offsets = header.byte_offset or [0] * n_sig
+    per_frame: dict[str, float] = {}
+    first_offset: dict[str, int] = {}
+    sizable = True
+    for file_name, fmt, frames, off in zip(header.file_name, header.fmt, spf, offsets, strict=False):
+        per = _BYTES_PER_SAMPLE.get(str(fmt))
+        sizable = sizable and per is not None
+        per_frame[file_name] = per_frame.get(file_name, 0.0) + (per or 0.0) * (frames or 1)
+        first_offset.setdefault(file_name, int(off or 0))
+    for file_name, width in per_frame.items():
+        full = os.path.join(directory, file_name)
+        if not os.path.isfile(full):
+            raise RecordRejected("missing_dat", f"{full} not found")
+        expected = int(np.ceil(width * header.sig_len)) + first_offset[file_name]
+        actual = os.path.getsize(full)
+        if sizable and actual < expected:
+            raise RecordRejected("truncated_dat", f"{full}: {actual} bytes, header implies {expected}")
+
+
+
+def _fast_physical(path: str, header: Header, perm: list[int]) -> np.ndarray | None:
+    """Format-16 single-file records decoded with numpy, as wfdb would (invalid -32768 → NaN).
+
+    Returns (12, T) float64 in canonical order, or None when the layout needs wfdb.
+    """
+    if (
+        any(f != "16" for f in header.fmt) or len(set(header.file_name)) != 1
+        or any(s != 1 for s in header.samps_per_frame) or any(header.skew) or len(set(header.byte_offset)) != 1
+    ):
+        return None
+    assert header.sig_len is not None
+    full = os.path.join(os.path.dirname(path), header.file_name[0])
+    count = header.sig_len * header.n_sig
+    digital = np.fromfile(full, dtype="<i2", count=count, offset=header.byte_offset[0])
+    if digital.size != count:
+        raise RecordRejected("truncated_dat", f"{full}: {digital.size} samples, header implies {count}")
+    frames = digital.reshape(header.sig_len, header.n_sig).T[perm]
+    invalid = frames == -32768
+    baseline = np.asarray(header.baseline, dtype=np.float64)[perm, None]
+    gain = np.asarray(header.adc_gain, dtype=np.float64)[perm, None]
+    physical = (frames - baseline) / gain
+    physical[invalid] = np.nan
+    return physical
+
+
+def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]:
+    """Read, reorder, repair, resample and crop/pad one record to float32 ``(12, policy.samples)``.
+
+    ``path`` is the record path without extension. Raises :class:`RecordRejected`.
+    """
+    header, perm, fast = read_header(path, policy)
+    _check_files(path, header)
+    sig = _fast_physical(path, header, perm) if fast else None
+    if sig is None:
+        try:
+            raw = wfdb.rdrecord(path, physical=True).p_signal
+        except Exception as err:
+            raise RecordRejected("unreadable_dat", f"{path}: {type(err).__name__}: {err}") from None
+        if raw is None or raw.ndim != 2 or raw.shape[1] != len(CANONICAL_LEADS):
+            raise RecordRejected("unreadable_dat", f"{path}: decoded shape {getattr(raw, 'shape', None)}")
+        sig = raw[:, perm].T.astype(np.float64, copy=True)
+    scale = np.array([_UNIT_SCALE.get(str(header.units[p] or "mV").strip().lower(), 1.0) for p in perm])
+    if (scale != 1.0).any():
+        sig *= scale[:, None]
+    fs_src = round(header.fs)
+    sig, repairs = repair_signal(sig, fs_src, policy)
+    if fs_src != policy.fs:
+        sig = resample(sig, fs_src, policy.fs)
+    n = sig.shape[1]
+    if n < policy.samples:
+        repairs.append(f"padded:end:{policy.samples - n} samples")
+    sig = crop_or_pad(sig, policy.samples, mode="start")
+    out = sig.astype(np.float32)
+    if not np.isfinite(out).all():  # e.g. absurd values overflowing float32
+        raise RecordRejected("unusable_signal", "non-finite values after conversion to float32")
+    return out, repairs
+
+
+def read_ecg_file(path: str | Path, fs: int | None = None) -> tuple[np.ndarray, int]:
+    """A wfdb record (path with or without extension) or a ``.npy`` array (12 × T, mV, canonical order)."""
+    file = Path(path)
+    if file.suffix == ".npy":
+        if fs is None:
+            raise DataError(f"{file}: an array file carries no sampling rate; pass --fs")
+        array = np.load(file, allow_pickle=False)
+        if array.ndim != 2 or len(CANONICAL_LEADS) not in array.shape:
+            raise DataError(f"{file}: expected a 12 × T array in canonical lead order, got shape {array.shape}")
+        if array.shape[0] != len(CANONICAL_LEADS):
+            array = array.T
+        return array.astype(np.float32), fs
+
+    record_path = file.with_suffix("") if file.suffix in {".hea", ".dat"} else file
+    if not Path(f"{record_path}.hea").is_file():
+        raise DataError(f"{record_path}.hea not found: pass a wfdb record path or a .npy array")
+    try:
+        header = wfdb.rdheader(str(record_path))
+    except Exception as err:  # wfdb raises many types for a broken header
+        raise DataError(f"cannot read wfdb header {record_path}.hea: {err}") from err
+    if not header.fs or not header.sig_len:
+        raise DataError(f"{record_path}.hea: fs={header.fs}, sig_len={header.sig_len}; expected both positive")
+    # the same reader as `meit prep`: leads by name, units to mV, short NaN gaps repaired
+    policy = SignalPolicy(fs=round(header.fs), seconds=header.sig_len / float(header.fs))
+    try:
+        signal, _ = read_signal(str(record_path), policy)
+    except RecordRejected as err:
+        raise DataError(f"{record_path}: {err}") from err
+    return signal, policy.fs
