@@ -1,8 +1,11 @@
 """Pure signal processing on ``(leads, T)`` arrays: sanitise, resample, crop/pad, normalise, filter.
 
-A leaf module (numpy/scipy only) so that raw-record reading and dataset preparation share these
-functions with the load-time transforms (:mod:`meit.data.transforms`) without importing the training
-side. Every function returns a new array and none of them can emit NaN or inf: inputs are sanitised
+A leaf module so that raw-record reading and dataset preparation share these functions with the
+load-time transforms (:mod:`meit.data.transforms`) without importing the training side. It needs only
+numpy to import (the filtering functions import scipy when called), so the encoder contract can take
+its vocabulary (normalisations, baselines) from here at no cost.
+
+Every function returns a new array and none of them can emit NaN or inf: inputs are sanitised
 first, flat leads (and flat records) never divide by zero, and :func:`finalise` clips to the float32
 range before casting.
 
@@ -19,8 +22,6 @@ from fractions import Fraction
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage
-from scipy import signal as sps
 
 from meit.errors import ConfigError, DataError
 
@@ -39,6 +40,10 @@ NOTCH_Q = 30.0
 BASELINE_HIGHPASS_HZ = 0.5
 #: ``baseline="median"`` window, seconds (ECGFounder: ``int(0.4 * fs) + 1`` samples, made odd)
 BASELINE_MEDIAN_SECONDS = 0.4
+Baseline = Literal["none", "highpass", "median"]
+BASELINES: tuple[str, ...] = ("none", "highpass", "median")
+#: largest Butterworth order a declaration may ask for (higher orders gain nothing for ECGs)
+MAX_BANDPASS_ORDER = 8
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -73,6 +78,8 @@ def resample(x: np.ndarray, fs_in: int, fs_out: int) -> np.ndarray:
 
     Output length is ``ceil(T * fs_out / fs_in)``; identical rates return a float64 copy.
     """
+    from scipy import signal as sps
+
     arr = np.asarray(_check_2d(x), dtype=np.float64)
     fs_in = check_fs(fs_in, "fs_in")
     fs_out = check_fs(fs_out, "fs_out")
@@ -195,6 +202,8 @@ def _filtfilt(x: np.ndarray, sos: np.ndarray, settle: int, padding: Padding = "m
     extension, ``3 × (filter order + 1)`` samples), what public ECG code calls. Either way a short record
     gets a shorter pad instead of an error.
     """
+    from scipy import signal as sps
+
     arr = np.asarray(_check_2d(x), dtype=np.float64)
     if arr.shape[1] < 2:
         return arr.copy()
@@ -217,6 +226,8 @@ def bandpass(
     ``order`` is scipy's ``butter(N=order)`` (a band-pass then has 2 × order poles). ``high`` at or above
     Nyquist is dropped rather than rejected, so one declaration works at any fs.
     """
+    from scipy import signal as sps
+
     fs = check_fs(fs, "fs")
     nyquist = fs / 2.0
     if low is not None and not 0 < low < nyquist:
@@ -251,6 +262,8 @@ def notch(x: np.ndarray, fs: int, freq: float, q: float = NOTCH_Q, padding: Padd
     A ``freq`` at or above Nyquist is a no-op rather than an error (a signal sampled that slowly holds
     no such component), so one declaration works at any fs.
     """
+    from scipy import signal as sps
+
     fs = check_fs(fs, "fs")
     if not np.isfinite(freq) or freq <= 0:
         raise ConfigError(f"notch: expected a frequency > 0 Hz, got {freq!r}")
@@ -269,6 +282,8 @@ def median_baseline(x: np.ndarray, fs: int, seconds: float = BASELINE_MEDIAN_SEC
     The window is ``int(seconds * fs) + 1`` samples, made odd, and the signal is zero-padded at the ends,
     exactly as ``scipy.signal.medfilt`` in ECGFounder's ``filter_bandpass``.
     """
+    from scipy import ndimage
+
     fs = check_fs(fs, "fs")
     if not np.isfinite(seconds) or seconds <= 0:
         raise ConfigError(f"median baseline: expected a window > 0 s, got {seconds!r}")

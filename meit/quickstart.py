@@ -19,6 +19,7 @@ from meit.config import Recipe, load_recipe
 from meit.errors import ConfigError
 from meit.evaluation.runner import scalar_metrics
 from meit.publish import atomic_write_text, check_replaceable, mark_owned
+from meit.tables import markdown_table
 from meit.training.setup import resolve_mixed_precision
 
 log = logging.getLogger(__name__)
@@ -182,12 +183,9 @@ def findings_table(out: Path, summary: dict[str, Any]) -> str:
         if control_file.is_file() else {}
     if not rows:
         return "(no clinical findings scored)"
-    lines = ["| finding | support | F1 trained | F1 shuffled ECG |", "|---|---:|---:|---:|"]
-    for name, row in sorted(rows.items(), key=lambda kv: -kv[1]["support"]):
-        other = shuffled.get(name, {}).get("f1")
-        lines.append(f"| {name} | {row['support']} | {row['f1']:.2f} | "
-                     f"{'' if other is None else f'{other:.2f}'} |")
-    return "\n".join(lines)
+    body = [[name, row["support"], row["f1"], shuffled.get(name, {}).get("f1")]
+            for name, row in sorted(rows.items(), key=lambda kv: -kv[1]["support"])]
+    return markdown_table(["finding", "support", "F1 trained", "F1 shuffled ECG"], body, decimals=2)
 
 
 def grounding_sentence(summary: dict[str, Any]) -> str:

@@ -624,13 +624,14 @@ def test_contract_vocabulary_matches_the_transforms_and_the_recipe():
     from meit.data import contract, transforms
     from meit.pretrain.config import EcgSideConfig
 
-    assert set(contract.NORMALISATIONS) == set(ecg_signal.NORMALISATIONS)
-    assert set(contract.BASELINES) == set(transforms.BASELINES)
+    # declared once, in the signal module; the contract and the transforms use those very tuples
+    assert contract.NORMALISATIONS is ecg_signal.NORMALISATIONS and contract.BASELINES is ecg_signal.BASELINES
+    assert transforms.BASELINES is ecg_signal.BASELINES
     # every processing field of the contract is a recipe key of the same name, in training and pretraining
     for schema in (ModelConfig, EcgSideConfig):
         assert set(contract.PROCESSING_FIELDS) <= set(schema.model_fields), schema
     assert set(ModelConfig.model_fields["normalisation"].annotation.__args__) == set(ecg_signal.NORMALISATIONS)
-    assert set(ModelConfig.model_fields["baseline"].annotation.__args__) == set(transforms.BASELINES)
+    assert set(ModelConfig.model_fields["baseline"].annotation.__args__) == set(ecg_signal.BASELINES)
 
 
 def test_imported_merl_trains_on_record_wide_minmax(merl_artifact):

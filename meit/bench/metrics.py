@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from meit.tables import format_table
+
 STATEMENTS: tuple[str, ...] = (
     "sinus rhythm", "sinus bradycardia", "sinus tachycardia", "atrial fibrillation with rapid ventricular response",
     "atrial fibrillation", "atrial flutter with variable block", "sinus rhythm with 1st degree a-v block",
@@ -85,11 +87,10 @@ def run(n: int, seed: int = 0, meteor: bool = True, bertscore: bool = False) -> 
 
 def format_result(result: dict[str, Any]) -> str:
     n = result["n"]
-    width = max(len(k) for k in result["seconds"])
-    lines = [f"{n} report pairs", f"{'step':<{width}}  seconds   pairs/s", "-" * (width + 20)]
-    for name, sec in result["seconds"].items():
-        rate = f"{n / sec:9.0f}" if sec > 0 and "once" not in name else ""
-        lines.append(f"{name:<{width}}  {sec:7.2f}  {rate}")
+    rows = [{"step": name, "seconds": f"{sec:.2f}", "rate": f"{n / sec:.0f}" if sec > 0 and "once" not in name else ""}
+            for name, sec in result["seconds"].items()]
+    lines = [f"{n} report pairs", format_table(rows, [("step", "step"), ("seconds", "seconds"), ("rate", "pairs/s")],
+                                               left=1)]
     scores = ", ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items() if k != "n")
     lines += ["", f"scores: {scores}, clinical micro F1={result['clinical_micro_f1']:.4f}"]
     return "\n".join(lines)

@@ -25,6 +25,7 @@ import numpy as np
 
 from meit.paths import cache_dir
 from meit.publish import check_replaceable
+from meit.tables import markdown_table
 
 FS = 500
 SECONDS = 10.0
@@ -164,11 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(out, ignore_errors=True)
         print(json.dumps(row), flush=True)
         rows.append(row)
-    lines = ["| records | workers | wall s | prep s | records/s | records/s/worker | records/CPU-s "
-             "| peak RSS tree MB | main MB | worker MB | load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['records']} | {r['workers']} | {r['wall_s']} | {r['prep_s']} | {r['records_per_s']} | "
-              f"{r['records_per_s_per_worker']} | {r['records_per_cpu_s']} | {r['peak_rss_tree_mb']} | "
-              f"{r['peak_rss_main_mb']} | {r['peak_rss_worker_mb']} | {r['load_avg_1min']} |" for r in rows]
-    print("\n".join(lines))
+    keys = ("records", "workers", "wall_s", "prep_s", "records_per_s", "records_per_s_per_worker", "records_per_cpu_s",
+            "peak_rss_tree_mb", "peak_rss_main_mb", "peak_rss_worker_mb", "load_avg_1min")
+    header = ("records", "workers", "wall s", "prep s", "records/s", "records/s/worker", "records/CPU-s",
+              "peak RSS tree MB", "main MB", "worker MB", "load")
+    print(markdown_table(header, ([str(r[k]) for k in keys] for r in rows), left=0))
     return 0

@@ -6,6 +6,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from meit.publish import atomic_write_text
+from meit.tables import markdown_table
+
 PLOT_METRICS = ("bleu_4", "meteor", "rouge_l", "cider_d")
 #: row-key suffix of a control's clinical micro-F1 drop (``shuffled_clinical_micro_f1_drop``)
 DROP_SUFFIX = "_clinical_micro_f1_drop"
@@ -31,23 +34,15 @@ def read_reference(path: Path, dataset: str | None) -> list[dict[str, str]]:
     return [r for r in rows if dataset is None or r.get("dataset") == dataset]
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "–" if value in (None, "") else str(value)
-
-
 def write_markdown(suite: Any, rows: list[dict[str, Any]], path: Path) -> None:
     from meit.bench.suite import resolve_path
 
     columns = [(m, m) for m in ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d") if any(m in r for r in rows)]
     columns += grounding_columns(rows)
+    body = ([row["backbone"], row.get("status", ""), *(row.get(k) for k, _ in columns),
+             None if row.get("seconds") is None else str(row["seconds"])] for row in rows)
     lines = [f"# bench: {suite.name}", "",
-             "| backbone | status | " + " | ".join(h for _, h in columns) + " | seconds |",
-             "|---|---|" + "---:|" * (len(columns) + 1)]
-    for row in rows:
-        lines.append(f"| {row['backbone']} | {row.get('status', '')} | "
-                     + " | ".join(_cell(row.get(k)) for k, _ in columns) + f" | {row.get('seconds', '–')} |")
+             markdown_table(["backbone", "status", *(h for _, h in columns), "seconds"], body, left=2)]
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:
         lines += ["", "Failures:"] + [f"- {r['backbone']}: {r.get('error')}" for r in failed]
@@ -56,9 +51,9 @@ def write_markdown(suite: Any, rows: list[dict[str, Any]], path: Path) -> None:
         if ref:
             lines += ["", f"Published reference ({suite.reference_dataset or 'all datasets'}; not comparable "
                       "metric-for-metric, see docs/metrics.md):", "",
-                      "| backbone | " + " | ".join(PLOT_METRICS) + " |", "|---|" + "---:|" * len(PLOT_METRICS)]
-            lines += [f"| {r['backbone']} | " + " | ".join(r.get(m) or "–" for m in PLOT_METRICS) + " |" for r in ref]
-    path.write_text("\n".join(lines) + "\n")
+                      markdown_table(["backbone", *PLOT_METRICS], ([r["backbone"], *(r.get(m) for m in PLOT_METRICS)]
+                                                                   for r in ref))]
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def write_plots(rows: list[dict[str, Any]], folder: Path) -> None:

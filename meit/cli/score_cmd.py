@@ -51,14 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def format_table(result: dict[str, Any]) -> str:
+def headline_table(result: dict[str, Any]) -> str:
     """A small two-column table of the headline numbers."""
-    rows = [(k, v) for k, v in result.items() if isinstance(v, float)]
-    width = max((len(k) for k, _ in rows), default=6)
-    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  ------"]
-    lines += [f"{k:<{width}}  {v:.4f}" for k, v in rows]
-    lines.append(f"{'n':<{width}}  {result['n']}")
-    return "\n".join(lines)
+    from meit.tables import cell, format_table
+
+    rows = [{"metric": k, "value": cell(v)} for k, v in result.items() if isinstance(v, float)]
+    rows.append({"metric": "n", "value": str(result["n"])})
+    return format_table(rows, [("metric", "metric"), ("value", "value")], left=1)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "protocol": {k: v for k, v in PROTOCOL.items() if k in result or k in ALWAYS_DESCRIBED},
     }
     atomic_write_text(args.out, json.dumps(result, indent=2, ensure_ascii=False) + "\n")
-    print(format_table(result))
+    print(headline_table(result))
     if data.errors:
         print(f"skipped {len(data.errors)} bad line(s); see {args.out}", file=sys.stderr)
     return 0

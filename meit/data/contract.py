@@ -9,16 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-#: kept in step with ``meit.data.transforms.NORMALISATIONS`` / ``BASELINES`` (a test checks; no scipy import here)
-NORMALISATIONS = ("zscore", "minmax", "zscore_record", "minmax_record", "none")
-BASELINES = ("none", "highpass", "median")
-MAX_BANDPASS_ORDER = 8
+from meit.data.transforms import EcgTransform, build_transform
+from meit.ecg_signal import BASELINES, MAX_BANDPASS_ORDER, NORMALISATIONS, Baseline, Normalisation
 
-if TYPE_CHECKING:  # scipy is imported only when a transform is built
-    from meit.data.transforms import Baseline, EcgTransform
-    from meit.ecg_signal import Normalisation
 
 def _hz(value: Any) -> Any:
     """A frequency as float (None stays None; anything else is left for validation to report)."""
@@ -104,8 +99,6 @@ class EncoderContract:
         transform here, so they can never disagree. Raises :class:`~meit.errors.ConfigError` for an
         invalid declaration.
         """
-        from meit.data.transforms import build_transform
-
         return build_transform(
             fs_in, self.fs, self.seconds, self.normalisation, self.bandpass,
             bandpass_order=self.bandpass_order, notch_hz=self.notch_hz, baseline=self.baseline,

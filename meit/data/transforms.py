@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
 from meit.ecg_signal import (
+    BASELINES,
     CROP_MODES,
+    MAX_BANDPASS_ORDER,
     NORMALISATIONS,
     PADDINGS,
+    Baseline,
     CropMode,
     Normalisation,
     Padding,
@@ -34,11 +36,6 @@ from meit.ecg_signal import (
     sanitise,
 )
 from meit.errors import ConfigError, DataError
-
-Baseline = Literal["none", "highpass", "median"]
-BASELINES: tuple[str, ...] = ("none", "highpass", "median")
-#: largest Butterworth order a declaration may ask for (higher orders gain nothing for ECGs)
-MAX_BANDPASS_ORDER = 8
 
 
 @dataclass

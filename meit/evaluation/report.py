@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from meit.leads import CANONICAL_LEADS
+from meit.tables import markdown_table
 
 TABLE_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "rouge_1", "rouge_2",
                  "clinical_micro_f1", "clinical_macro_f1", "distinct_reports")
@@ -56,10 +57,6 @@ def plot_ecg_with_reports(signal: np.ndarray, fs: int, reference: str, predictio
 def metrics_table(rows: Mapping[str, Mapping[str, float]], metrics: Sequence[str] = TABLE_METRICS) -> str:
     """A markdown table, one row per named result, one column per metric present in any of them."""
     present = [m for m in metrics if any(m in r for r in rows.values())]
-    head = "| model | " + " | ".join(present) + " |"
-    rule = "|---|" + "---:|" * len(present)
-    lines = [head, rule]
-    for name, values in rows.items():
-        cells = [f"{values[m]:.4f}" if isinstance(values.get(m), int | float) else "–" for m in present]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    body = [[name, *(float(values[m]) if isinstance(values.get(m), int | float) else None for m in present)]
+            for name, values in rows.items()]
+    return markdown_table(["model", *present], body)

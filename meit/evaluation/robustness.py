@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from meit.tables import write_csv
+from meit.publish import atomic_write_text
+from meit.tables import markdown_table, write_csv
 
 SHOWN = ("bleu_4", "meteor", "rouge_l", "cider_d")
 
@@ -13,11 +14,9 @@ SHOWN = ("bleu_4", "meteor", "rouge_l", "cider_d")
 def write_robustness(rows: list[dict[str, Any]], out: Path) -> None:
     write_csv(rows, out / "robustness.csv")
     shown = [m for m in SHOWN if any(m in r for r in rows)]
-    lines = ["| perturbation | level | " + " | ".join(shown) + " |", "|---|---:|" + "---:|" * len(shown)]
-    for row in rows:
-        cells = " | ".join(f"{row[m]:.4f}" if m in row else "–" for m in shown)
-        lines.append(f"| {row['perturbation']} | {row['level']:g} | {cells} |")
-    (out / "robustness.md").write_text("\n".join(lines) + "\n")
+    table = markdown_table(["perturbation", "level", *shown],
+                           ([row["perturbation"], f"{row['level']:g}", *(row.get(m) for m in shown)] for row in rows))
+    atomic_write_text(out / "robustness.md", table + "\n")
     _plot(rows, shown, out / "robustness.png")
 
 

@@ -29,6 +29,7 @@ from torch import nn
 
 from meit.data.contract import EncoderContract, contract_problems
 from meit.errors import ModelError
+from meit.models.encoders.registry import ENCODERS
 from meit.publish import staged_folder
 
 ARTIFACT_FORMAT = "meit-encoder"
@@ -126,8 +127,6 @@ def fill_encoder_artifact(
     Used directly by writers whose output is an encoder artifact plus more (``meit pretrain``'s model).
     """
     from safetensors.torch import save_file
-
-    from meit.models.encoders import ENCODERS  # late: the registry imports this module
 
     if encoder_name not in ENCODERS:
         raise ModelError(f"cannot write an encoder artifact for unknown encoder '{encoder_name}' "

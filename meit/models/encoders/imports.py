@@ -30,10 +30,10 @@ import torch
 from meit.data.contract import EncoderContract
 from meit.errors import ModelError
 from meit.hashing import file_sha256
-from meit.models.encoders import build_encoder
 from meit.models.encoders.artifact import read_state_file, state_fit_problems, write_encoder_artifact
 from meit.models.encoders.ecgfounder import ECGFOUNDER_CONTRACT
 from meit.models.encoders.merl import MERL_CONTRACT, MERL_RESNETS, MERL_VITS
+from meit.models.encoders.registry import build_encoder
 
 log = logging.getLogger(__name__)
 
