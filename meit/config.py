@@ -109,8 +109,10 @@ class ModelConfig(SignalInputConfig):
 
 class DataConfig(_Section):
     path: str | None = None
-    fs: int = Field(500, gt=0)
-    seconds: float = Field(10.0, gt=0)
+    fs: int | None = Field(None, gt=0, description=(
+        "rate (Hz) signals are read at when model.encoder_fs is unset; default: the prepared dataset's stored rate"))
+    seconds: float | None = Field(None, gt=0, description=(
+        "length (s) signals are read at when model.encoder_seconds is unset; default: as stored"))
     train_split: str = "train"
     eval_split: str = "validation"
     test_split: str = "test"

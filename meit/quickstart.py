@@ -24,6 +24,8 @@ from meit.training.setup import resolve_mixed_precision
 
 log = logging.getLogger(__name__)
 #: controls the trained model is evaluated with, and their rows in report.md
+#: length of the synthetic records when the recipe leaves data.seconds to the data
+SYNTH_SECONDS = 10.0
 QUICKSTART_CONTROLS: dict[str, str] = {"shuffled": "trained · shuffled ECG", "zeros": "trained · zeros ECG"}
 
 
@@ -61,8 +63,8 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
 
     _stage(f"1/5 synthesise {n_records} 12-lead ECGs in PTB-XL layout → {raw}")
     t0 = time.time()
-    ensure_synthetic_raw(raw, n_records, seed=recipe.seed, seconds=recipe.data.seconds, workers=workers,
-                         progress=progress)
+    ensure_synthetic_raw(raw, n_records, seed=recipe.seed, seconds=recipe.data.seconds or SYNTH_SECONDS,
+                         workers=workers, progress=progress)
     timings["synth_s"] = time.time() - t0
 
     _stage(f"2/5 meit prep ptbxl (records100) → {prepared}")
@@ -143,7 +145,7 @@ def _write_report(out: Path, recipe: Recipe, model: Any, summary: dict[str, Any]
     precision = "bf16 autocast" if resolve_mixed_precision(recipe) == "bf16" else "fp32"
     text = f"""# meit quickstart report
 
-Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {recipe.data.fs} Hz, projector
+Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {model.contract.fs} Hz, projector
 `{recipe.model.projector}`, fusion `{recipe.model.fusion}`, LoRA r={recipe.model.lora.r}, training in {precision}
 (`train.mixed_precision={recipe.train.mixed_precision}`); {stage_text}trained
 {summary['train']['steps']} LLM-stage steps of batch {recipe.train.batch_size} on synthetic PTB-XL-layout data

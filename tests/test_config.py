@@ -104,7 +104,8 @@ def test_encoder_preprocessing_keys():
         load_recipe(None, ["model.baseline=wavelet"])
     with pytest.raises(ConfigError, match=r"did you mean 'model.notch_hz'"):
         load_recipe(None, ["model.notch=50"])
-    pre = load_recipe(None, ["ecg.normalisation=minmax_record", "ecg.bandpass=[0.67, 40]"], schema=PretrainRecipe)
+    pre = load_recipe(None, ["ecg.normalisation=minmax_record", "ecg.bandpass=[0.67, 40]", "data.fs=500",
+                             "data.seconds=10"], schema=PretrainRecipe)
     assert pre.ecg.normalisation == "minmax_record"
     contract = pre.ecg.contract(pre.data)
     assert (contract.fs, contract.normalisation, contract.bandpass) == (pre.data.fs, "minmax_record", (0.67, 40.0))

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a flat zero ECG; repeatable. Writes controls/NAME/ and the controls and grounding "
                         "(real minus control) blocks of metrics.json")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the backbone's own modelling code from its folder (off unless you pass this)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
@@ -59,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe(None, overrides)
     specs = parse_perturbations(args.perturb, seed=args.seed)
     metrics = load_and_evaluate(args.checkpoint, args.data, args.split, args.out, recipe,
-                                progress=not args.no_progress, perturbations=specs)
+                                progress=not args.no_progress, perturbations=specs,
+                                trust_remote_code=args.trust_remote_code)
     shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}
     print(json.dumps(shown, indent=2))
     print(f"wrote {args.out}/metrics.json and {args.out}/predictions.jsonl")

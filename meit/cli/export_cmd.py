@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", required=True, help="a trained artifact folder (e.g. RUN/final)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--merge-lora", action="store_true", help="fold LoRA into the base weights")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the backbone's own modelling code from its folder (off unless you pass this)")
     parser.set_defaults(func=run)
 
 
@@ -22,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from meit.models import MeitModel
 
     overrides = {"quantization": "none"} if args.merge_lora else {}
+    overrides["trust_remote_code"] = args.trust_remote_code
     model = MeitModel.from_pretrained(args.checkpoint, **overrides)
     out = model.save_pretrained(args.out, merge_lora=args.merge_lora)
     print(f"wrote {out}{' (LoRA merged into the base)' if args.merge_lora else ''}")

@@ -17,6 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--instruction", default=None, help="ask something else than the default instruction")
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--num-beams", type=int, default=1)
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the backbone's own modelling code from its folder (off unless you pass this)")
     parser.set_defaults(func=run)
 
 
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from meit.records import read_ecg_file
 
     signal, fs = read_ecg_file(args.ecg, args.fs)
-    model = MeitModel.from_pretrained(args.checkpoint)
+    model = MeitModel.from_pretrained(args.checkpoint, trust_remote_code=args.trust_remote_code)
     settings = DecodingSettings(max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
     max_length = getattr(getattr(model, "cfg", None), "max_length", 128)
     print(generate_for_signal(model, signal, fs, instruction=args.instruction, settings=settings,

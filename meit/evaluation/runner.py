@@ -117,11 +117,16 @@ def _evaluate_controls(job: _Job, out: Path, label: str, names: Sequence[str], r
 
 
 def load_and_evaluate(checkpoint: str, data_path: str, split: str, out_dir: str, recipe: Recipe,
-                      progress: bool = True, perturbations: list[Any] | None = None) -> dict[str, Any]:
-    """Reload an artifact and evaluate it (clean with its controls, then under each perturbation if any)."""
+                      progress: bool = True, perturbations: list[Any] | None = None,
+                      trust_remote_code: bool = False) -> dict[str, Any]:
+    """Reload an artifact and evaluate it (clean with its controls, then under each perturbation if any).
+
+    ``trust_remote_code`` is the caller's decision (``meit eval --trust-remote-code``); the artifact's own
+    record of it is never enough.
+    """
     from meit.models import MeitModel
 
-    model = MeitModel.from_pretrained(checkpoint)
+    model = MeitModel.from_pretrained(checkpoint, trust_remote_code=trust_remote_code)
     model_cfg = getattr(model, "cfg", None)
     if model_cfg is not None and hasattr(model_cfg, "max_length"):
         recipe = recipe.model_copy(update={"model": model_cfg})

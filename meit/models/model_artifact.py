@@ -10,6 +10,7 @@ mid-save leaves the previous artifact, and a folder that is not a meit model is 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ from meit.models.encoders import build_encoder
 from meit.models.loading import is_peft, load_llm, load_tokenizer, quiet_peft_warnings
 from meit.models.projectors import build_projector
 from meit.publish import staged_folder
+
+log = logging.getLogger(__name__)
 
 ARTIFACT_FORMAT = "meit-model"
 ARTIFACT_VERSION = 1
@@ -99,6 +102,8 @@ def save_model(
         "backbone": model.backbone.to_dict(),
         "encoder_contract": model.contract.to_dict(),
         "encoder_out_dim": model.encoder.out_dim,
+        # the builder's settings (e.g. MERL's swap_avl_avf): a rebuild with defaults could differ silently
+        "encoder_kwargs": dict(getattr(model.encoder, "builder_kwargs", {}) or {}),
         "num_ecg_tokens": model.num_ecg_tokens,
         "finding_labels": model.finding_labels,
         "ecg_placement": model.ecg_placement,
@@ -159,7 +164,13 @@ def load_model(
     bad = set(overrides) - allowed
     if bad:
         raise ConfigError(f"cannot override {sorted(bad)} when loading an artifact (allowed: {sorted(allowed)})")
-    cfg = ModelConfig.model_validate({**meta["model_config"], **overrides})
+    stored = dict(meta["model_config"])
+    if stored.get("trust_remote_code") and not overrides.get("trust_remote_code"):
+        log.warning("%s was built with trust_remote_code=True; it is loaded without it. Running the backbone's own "
+                    "code is your decision: pass --trust-remote-code (trust_remote_code=True) if you trust it", folder)
+    # a folder never switches on remote code by itself: only the caller's explicit override can
+    stored["trust_remote_code"] = False
+    cfg = ModelConfig.model_validate({**stored, **overrides})
     spec = BackboneSpec.from_dict(meta["backbone"])
     contract = EncoderContract.from_dict(meta["encoder_contract"])
     lora_state = meta.get("lora", "none")
@@ -177,7 +188,10 @@ def load_model(
             )
         with quiet_peft_warnings():
             llm = PeftModel.from_pretrained(llm, str(folder / ADAPTER_DIR), is_trainable=True)
-    encoder = build_encoder(cfg.encoder, contract)
+    encoder_kwargs = meta.get("encoder_kwargs") or {}
+    if not isinstance(encoder_kwargs, dict):
+        raise ModelError(f"{meta_file}: encoder_kwargs must be a JSON object, got {type(encoder_kwargs).__name__}")
+    encoder = build_encoder(cfg.encoder, contract, **encoder_kwargs)
     _load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
     hf = llm.get_base_model() if is_peft(llm) else llm
     projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion),

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from meit.config import DataConfig, LoopConfig, SignalInputConfig, _Section, check_bandpass
 from meit.data.contract import PROCESSING_FIELDS, EncoderContract
+from meit.data.stored_rate import data_rate
 
 
 class EcgSideConfig(SignalInputConfig):
@@ -29,7 +30,12 @@ class EcgSideConfig(SignalInputConfig):
 
     def contract(self, data: DataConfig) -> EncoderContract:
         """The encoder contract this section declares (rate and length default to the data's)."""
-        return EncoderContract(fs=self.fs or data.fs, seconds=self.seconds or data.seconds,
+        if self.fs and self.seconds:
+            fs, seconds = self.fs, self.seconds
+        else:
+            data_fs, data_seconds = data_rate(data)
+            fs, seconds = self.fs or data_fs, self.seconds or data_seconds
+        return EncoderContract(fs=fs, seconds=seconds,
                                **{key: getattr(self, key) for key in PROCESSING_FIELDS})
 
 

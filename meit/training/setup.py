@@ -11,6 +11,7 @@ import torch
 from meit.config import Recipe
 from meit.data.dataset import EcgReportDataset, get_split, load_prepared, report_dataset
 from meit.data.prompts import PromptFormat
+from meit.data.stored_rate import data_rate
 
 
 def _uses_deepspeed() -> bool:
@@ -82,7 +83,8 @@ def build_model(recipe: Recipe) -> Any:
     torch.manual_seed(recipe.seed)
     if recipe.train.init_from:
         return MeitModel.from_pretrained(recipe.train.init_from)
-    return MeitModel.build(recipe.model, data_fs=recipe.data.fs, data_seconds=recipe.data.seconds)
+    fs, seconds = data_rate(recipe.data)
+    return MeitModel.build(recipe.model, data_fs=fs, data_seconds=seconds)
 
 
 def check_data(recipe: Recipe, splits: list[str]) -> None:
