@@ -132,7 +132,10 @@ def preprocessing_description(policy: SignalPolicy) -> dict:
     """The manifest's human-readable account of what happened to every signal."""
     return {
         "units": "physical values from the header (wfdb physical=True) converted to millivolts",
-        "lead_order": "matched by name, case-insensitive, written in canonical order",
+        "lead_order": (
+            "the 12 standard leads matched by name, case-insensitive, written in canonical order; other "
+            "signals (e.g. Frank leads vx, vy, vz) dropped and recorded as dropped_leads"
+        ),
         "nan_repair": f"non-finite runs up to {policy.max_gap_seconds} s linearly interpolated per lead",
         "missing_lead": (
             "a lead with no finite sample or a longer gap is zero-filled and recorded"

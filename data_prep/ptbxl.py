@@ -1,8 +1,9 @@
 """PTB-XL (PhysioNet) → prepared dataset.
 
 Splits follow PTB-XL's own patient-wise ``strat_fold`` (1–8 train, 9 validation, 10 test) so
-results compare with the literature. Reports: the original (mostly German) text, an English report
-composed from the SCP statements, or a user's translation CSV.
+results compare with the literature. Reports: the original (mostly German) text, cleaned by
+:mod:`data_prep.report_cleaning` unless asked not to; an English report composed from the SCP
+statements and the heart axis (:mod:`data_prep.scp_reports`); or a user's translation CSV.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import json
 import logging
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from data_prep.report_cleaning import CleaningStats, clean_report_text
+from data_prep.scp_reports import SCP_ORDER, LikelihoodWording, ScpStats, compose_scp_report
 from data_prep.sources import PrepSource
 from meit.errors import ConfigError, DataError
 
@@ -41,8 +45,6 @@ OFFICIAL_COLUMNS: frozenset[str] = frozenset({
 _FIXED_KINDS = {"scp_codes": "str", "report_original": "str", "strat_fold": "int", "age": "float", "sex": "int"}
 _FIXED_EXTRA = tuple(_FIXED_KINDS)
 _RESERVED = frozenset({"id", "patient_id", "ecg", "fs", "report", "repairs", *_FIXED_EXTRA})
-# SCP statement kinds in the order a composed report lists them.
-_SCP_ORDER = ("rhythm", "diagnostic", "form")
 
 
 def split_of_fold(fold: int) -> str | None:
@@ -77,27 +79,13 @@ def load_scp_statements(root: Path) -> dict[str, tuple[int, str]]:
     out: dict[str, tuple[int, str]] = {}
     for code, row in table.iterrows():
         kind = next(
-            (i for i, col in enumerate(_SCP_ORDER) if col in table.columns and row.get(col) == 1),
-            len(_SCP_ORDER),
+            (i for i, col in enumerate(SCP_ORDER) if col in table.columns and row.get(col) == 1),
+            len(SCP_ORDER),
         )
         description = clean_text(row["description"])
         if description:
             out[str(code).strip()] = (kind, description)
     return out
-
-
-def compose_scp_report(codes: dict[str, float], statements: dict[str, tuple[int, str]]) -> str:
-    """English report from SCP codes: rhythm, then diagnostic, then form statements.
-
-    Within a kind, higher likelihood first, then code order; unknown codes are skipped.
-    """
-    known = [(statements[c][0], -lik, c) for c, lik in codes.items() if c in statements]
-    parts: list[str] = []
-    for _, _, code in sorted(known):
-        text = statements[code][1].rstrip(". ")
-        if text and text not in parts:
-            parts.append(text)
-    return ". ".join(parts) + "." if parts else ""
 
 
 def load_translations(path: Path) -> dict[str, str]:
@@ -150,6 +138,10 @@ def prepare_ptbxl(
     max_gap_seconds: float = 0.2,
     missing_lead: str = "zero",
     keep_columns: list[str] | None = None,
+    clean_reports: bool = True,
+    scp_thresholds: tuple[float, float] = (50.0, 100.0),
+    scp_min_likelihood: float = 0.0,
+    scp_heart_axis: bool = True,
     shard_size: int | None = None,
     limit: int | None = None,
     overwrite: bool = False,
@@ -158,6 +150,9 @@ def prepare_ptbxl(
     """Prepare a PTB-XL root (``ptbxl_database.csv``, ``scp_statements.csv``, ``records500/``…).
 
     ``report`` is ``"original"``, ``"scp"`` or the path of an ``ecg_id,report`` CSV.
+    ``clean_reports`` (original reports only) applies :mod:`data_prep.report_cleaning`.
+    ``scp_thresholds`` (possible below, probable below), ``scp_min_likelihood`` and ``scp_heart_axis``
+    shape ``--report scp`` (see :class:`data_prep.scp_reports.LikelihoodWording`).
     ``keep_columns`` None keeps every non-official table column (e.g. synthetic ground truth).
     Returns the manifest (also written to ``OUT/manifest.json``).
     """
@@ -187,13 +182,23 @@ def prepare_ptbxl(
     kept = _kept_columns(table, keep_columns, db_path)
     kinds = {c: column_feature(table[c]) for c in kept}
 
-    statements: dict[str, tuple[int, str]] = {}
-    translations: dict[str, str] | None = None
+    reports = _Reports(mode=report, clean=clean_reports, heart_axis=scp_heart_axis,
+                       axis_column="heart_axis" in table.columns)
+    report_config: dict[str, object] = {}
     if report == "scp":
-        statements = load_scp_statements(root_path)
-        report_desc = "composed from SCP statements (scp_statements.csv descriptions)"
+        if len(scp_thresholds) != 2:
+            raise ConfigError(f"scp_thresholds: expected (possible_below, probable_below), got {scp_thresholds!r}")
+        reports.statements = load_scp_statements(root_path)
+        reports.wording = LikelihoodWording(float(scp_thresholds[0]), float(scp_thresholds[1]),
+                                            float(scp_min_likelihood))
+        report_desc = "composed from SCP statements (scp_statements.csv descriptions), likelihood-worded"
+        report_desc += ", with the heart axis" if reports.heart_axis and reports.axis_column else ""
+        report_config = {"scp_thresholds": [reports.wording.possible_below, reports.wording.probable_below],
+                         "scp_min_likelihood": reports.wording.min_likelihood, "scp_heart_axis": scp_heart_axis}
     elif report == "original":
-        report_desc = "original ptbxl_database.csv report text (whitespace-normalised)"
+        report_desc = "original ptbxl_database.csv report text (whitespace-normalised"
+        report_desc += ", cleaned: see report_cleaning)" if clean_reports else ", not cleaned)"
+        report_config = {"clean_reports": bool(clean_reports)}
     else:
         translations_path = Path(report).resolve()
         if not translations_path.is_file():
@@ -201,12 +206,12 @@ def prepare_ptbxl(
                 f"report: expected 'original', 'scp' or the path of an ecg_id,report CSV; "
                 f"{report!r} is neither (no such file {translations_path})"
             )
-        translations = load_translations(translations_path)
+        reports.mode = "translation"
+        reports.translations = load_translations(translations_path)
+        reports.translations_name = translations_path.name
         report_desc = f"translations from {translations_path.name}"
 
-    items, pre_rejects, moved = _list_items(
-        table, root_path, filename_col, report, statements, translations, kept, kinds
-    )
+    items, pre_rejects, moved = _list_items(table, root_path, filename_col, reports, kept, kinds)
     features = {
         **base_features(policy.samples),
         **_extra_features(),
@@ -224,9 +229,11 @@ def prepare_ptbxl(
         },
         "preprocessing": preprocessing_description(policy),
         "extra_columns": [*_FIXED_EXTRA, *kept],
+        **reports.manifest(),
     }
     config = {
         "source": "ptbxl", "root": str(root_path), "records_dir": source, "report": report,
+        **report_config,
         "fs": policy.fs, "seconds": seconds, "min_seconds": policy.minimum_seconds,
         "max_gap_seconds": max_gap_seconds, "missing_lead": missing_lead, "keep_columns": kept,
         "seed": seed, "limit": limit,
@@ -250,13 +257,63 @@ def _extra_features() -> dict:
     }
 
 
+@dataclass
+class _Reports:
+    """Turns a table row into its report text, or the reason it has none; counts what it did."""
+
+    mode: str  # "original" | "scp" | "translation"
+    clean: bool = True
+    heart_axis: bool = True
+    axis_column: bool = True
+    statements: dict[str, tuple[int, str]] = field(default_factory=dict)
+    wording: LikelihoodWording = field(default_factory=LikelihoodWording)
+    translations: dict[str, str] = field(default_factory=dict)
+    translations_name: str = ""
+    cleaning: CleaningStats = field(default_factory=CleaningStats)
+    scp: ScpStats = field(default_factory=ScpStats)
+
+    def text(self, row: dict, rec_id: str, original: str, codes: dict[str, float] | None) -> tuple[str, dict | None]:
+        """(report, None), or ("", reject) naming why the record has no report."""
+        def reject(reason: str, detail: str) -> tuple[str, dict]:
+            return "", {"id": rec_id, "reason": reason, "detail": detail}
+
+        if self.mode == "translation":
+            if rec_id not in self.translations:
+                return reject("empty_report", f"not in the translation file {self.translations_name}")
+            text = self.translations[rec_id]
+            return (text, None) if text else reject("empty_report", f"empty in the translation file "
+                                                    f"{self.translations_name}")
+        if self.mode == "scp":
+            axis = row.get("heart_axis") if self.heart_axis and self.axis_column else None
+            text = compose_scp_report(codes or {}, self.statements, wording=self.wording,
+                                      heart_axis=axis if isinstance(axis, str) else None, stats=self.scp)
+            if text:
+                return text, None
+            return reject("empty_report", f"no known SCP statement in scp_codes={row.get('scp_codes')!r}")
+        if not original:
+            return reject("empty_report", "no report text in ptbxl_database.csv")
+        if not self.clean:
+            return original, None
+        cleaned, rules = clean_report_text(original)
+        self.cleaning.add(original, cleaned, rules)
+        if cleaned:
+            return cleaned, None
+        shown = original if len(original) <= 200 else original[:200] + "…"
+        return reject("empty_after_cleaning", f"nothing left after {', '.join(rules)}: {shown!r}")
+
+    def manifest(self) -> dict:
+        if self.mode == "original":
+            return {"report_cleaning": self.cleaning.manifest() if self.clean else {"enabled": False}}
+        if self.mode == "scp":
+            return {"scp_report": self.scp.manifest(self.wording, self.heart_axis, self.axis_column)}
+        return {}
+
+
 def _list_items(
     table: pd.DataFrame,
     root: Path,
     filename_col: str,
-    report_mode: str,
-    statements: dict[str, tuple[int, str]],
-    translations: dict[str, str] | None,
+    reports: _Reports,
     kept: list[str],
     kinds: dict[str, tuple[str, object]],
 ) -> tuple[ItemTable, list[dict], int]:
@@ -294,12 +351,10 @@ def _list_items(
         patient = _patient(row, rec_id)
         original = clean_text(row.get("report"))
         codes = parse_scp_codes(row.get("scp_codes"))
-        if report_mode == "original":
-            text = original
-        elif report_mode == "scp":
-            text = compose_scp_report(codes or {}, statements)
-        else:
-            text = (translations or {}).get(rec_id, "")
+        text, rejected = reports.text(row, rec_id, original, codes)
+        if rejected is not None:
+            pre_rejects.append(rejected)
+            continue
         rel = row[filename_col]
         if not isinstance(rel, str) or not rel.strip():
             pre_rejects.append({"id": rec_id, "reason": "missing_hea", "detail": f"no {filename_col} in table"})
@@ -337,17 +392,43 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", dest="records", choices=("records500", "records100"), default="records500",
                         help="which signal folder to read (default records500; --fs defaults to its rate)")
     parser.add_argument("--report", default="original",
-                        help="'original' (table text), 'scp' (English, composed from SCP statements) or the "
-                        "path of a CSV with columns ecg_id,report (translations)")
+                        help="'original' (table text, cleaned: see --no-clean-reports), 'scp' (English, composed "
+                        "from the SCP statements and the heart axis) or the path of a CSV with columns "
+                        "ecg_id,report (translations)")
+    parser.add_argument("--clean-reports", action=argparse.BooleanOptionalAction, default=True,
+                        help="--report original: remove annotators' 'Edit:' notes, device 'unbestätigter bericht' "
+                        "markers and placeholder texts, repair encoding damage ('verlÄngerung', 'f#r'); each rule "
+                        "is counted in the manifest (default: on)")
+    parser.add_argument("--scp-thresholds", default="50,100", metavar="POSSIBLE,PROBABLE",
+                        help="--report scp: a statement with likelihood above 0 and below POSSIBLE reads "
+                        "'possible …', below PROBABLE 'probable …'; 0 (not given) and higher read plain "
+                        "(default 50,100; '0,0' turns the wording off)")
+    parser.add_argument("--scp-min-likelihood", type=float, default=0.0, metavar="L",
+                        help="--report scp: leave out statements with likelihood above 0 and below L (default 0)")
+    parser.add_argument("--scp-heart-axis", action=argparse.BooleanOptionalAction, default=True,
+                        help="--report scp: state the heart axis from the heart_axis column (default: on)")
     parser.add_argument("--keep-columns", default=None,
                         help="comma-separated table columns to keep as extra columns; default: every column "
                         "that is not part of the official PTB-XL table (e.g. heart_rate, findings); 'none' keeps "
                         "none")
 
 
+def _thresholds(text: str) -> tuple[float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 2:
+        raise ConfigError(f"--scp-thresholds: expected POSSIBLE,PROBABLE such as 50,100, got {text!r}")
+    return values[0], values[1]
+
+
 def _prepare(args: argparse.Namespace, common: dict[str, Any]) -> dict:
     return prepare_ptbxl(args.root, args.out, source=args.records, report=args.report,
-                         keep_columns=_keep(args.keep_columns), **common)
+                         keep_columns=_keep(args.keep_columns), clean_reports=args.clean_reports,
+                         scp_thresholds=_thresholds(args.scp_thresholds),
+                         scp_min_likelihood=args.scp_min_likelihood, scp_heart_axis=args.scp_heart_axis,
+                         **common)
 
 
 SOURCE = PrepSource(

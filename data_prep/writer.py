@@ -31,7 +31,7 @@ from meit import __version__
 from meit.errors import ConfigError, DataError
 from meit.leads import CANONICAL_LEADS
 from meit.publish import OWNER_MARKER, atomic_write_text, mark_owned
-from meit.records import SignalPolicy
+from meit.records import DROPPED_LEADS, SignalPolicy
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -241,6 +241,8 @@ def _finalise(
     total = hashlib.sha256()
     counts: dict[str, int] = {}
     by_reason: Counter[str] = Counter()
+    repairs: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
     rejects_hash = hashlib.sha256()
     rejected_tmp = out / "rejected.jsonl.tmp"
     info = {"citation": "", "description": f"meit prep {manifest['source']}", "features": features.to_dict(),
@@ -264,6 +266,8 @@ def _finalise(
                 split_hash.update(bytes.fromhex(marker["digests"]))
                 add_rejects(marker["rejects"])
                 counts[split] += marker["rows"]
+                repairs.update(marker.get("repairs", {}))
+                dropped.update(marker.get("dropped_leads", {}))
             total.update(split.encode() + split_hash.digest())
             state = {
                 "_data_files": [{"filename": s.file_name} for s in mine],
@@ -286,6 +290,8 @@ def _finalise(
         "inputs": sum(len(s.rows) for s in shards) + len(pre_rejects),
         "rejected": sum(by_reason.values()),
         "rejected_by_reason": dict(sorted(by_reason.items())),
+        "repaired_records_by_kind": dict(sorted(repairs.items())),
+        "dropped_leads": dict(sorted(dropped.items())),
         "content_hash": "sha256:" + total.hexdigest(),
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -374,16 +380,23 @@ def build_shard(shard: Shard, items: list[Item], out_dir: str, feats: Features, 
     rows: list[dict] = []
     rejects: list[dict] = []
     digests: list[bytes] = []
+    repairs: Counter[str] = Counter()
+    dropped: Counter[str] = Counter()
     for item in items:
         outcome = process_item(item, policy)
         if outcome.row is not None:
             rows.append(outcome.row)
             digests.append(outcome.digest)
+            repairs.update({entry.split(":", 1)[0] for entry in outcome.row["repairs"]})
+            for entry in outcome.row["repairs"]:
+                if entry.startswith(f"{DROPPED_LEADS}:"):
+                    dropped.update(entry.split(":", 1)[1].split(","))
         else:
             rejects.append(outcome.reject)
     out_path = Path(out_dir)
     _write_shard(out_path / shard.split / shard.file_name, rows, feats)
-    marker = {"rows": len(rows), "digests": b"".join(digests).hex(), "rejects": rejects}
+    marker = {"rows": len(rows), "digests": b"".join(digests).hex(), "rejects": rejects,
+              "repairs": dict(repairs), "dropped_leads": dict(dropped)}
     atomic_write_text(out_path / WORK_DIR / "markers" / f"{shard.key}.json", json.dumps(marker, sort_keys=True))
     return len(items)
 

@@ -164,9 +164,15 @@ def test_scp_reports_in_english(raw, tmp_path):
     m = prepare_ptbxl(raw.root, tmp_path / "scp", source="records100", report="scp", progress=False)
     rows = _rows(tmp_path / "scp")
     assert str(rows["1"]["report"]) == "sinus rhythm. normal ECG."
-    assert str(rows["2"]["report"]) == "sinus tachycardia. non-specific ST changes."
+    # NDT at likelihood 50 is worded as a probable finding, not stated as fact
+    assert str(rows["2"]["report"]) == "sinus tachycardia. probable non-specific ST changes."
     # the record with an empty original report still has SCP codes, so it is kept here
     assert "11" in rows and "empty_report" not in m["rejected_by_reason"]
+    # counted over the table's rows (before any signal check), like the cleaning counts
+    table = pd.read_csv(raw.root / "ptbxl_database.csv")
+    probable = sum(1 for codes in table["scp_codes"] for lik in parse_scp_codes(codes).values() if 50 <= lik < 100)
+    assert m["scp_report"]["statements_probable"] == probable > 0
+    assert m["config"]["scp_thresholds"] == [50.0, 100.0] and m["config"]["scp_heart_axis"] is True
 
 
 def test_compose_scp_report_orders_and_skips_unknown():
@@ -174,7 +180,7 @@ def test_compose_scp_report_orders_and_skips_unknown():
                   "NORM": (1, "normal ECG"), "LOWT": (2, "low amplitude T-waves.")}
     codes = {"LOWT": 0.0, "NORM": 50.0, "LVH": 100.0, "SR": 0.0, "XYZ": 100.0}
     text = compose_scp_report(codes, statements)
-    assert text == "sinus rhythm. left ventricular hypertrophy. normal ECG. low amplitude T-waves."
+    assert text == "sinus rhythm. left ventricular hypertrophy. probable normal ECG. low amplitude T-waves."
     assert compose_scp_report({"XYZ": 1.0}, statements) == ""
     assert parse_scp_codes("{'NORM': 100.0}") == {"NORM": 100.0}
     assert parse_scp_codes("not a dict") is None
@@ -191,6 +197,9 @@ def test_translation_csv(raw, tmp_path):
     assert str(rows["1"]["report_original"]) == "sinusrhythmus normales ekg"
     assert rejected == {"3": "empty_report", "4": "empty_report"}
     assert m["rejected"] == 2
+    details = {json.loads(x)["id"]: json.loads(x)["detail"]
+               for x in (tmp_path / "tr" / "rejected.jsonl").read_text().splitlines()}
+    assert details == {"3": "empty in the translation file en.csv", "4": "not in the translation file en.csv"}
 
 
 def test_resampling_from_records500(tmp_path):

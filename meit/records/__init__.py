@@ -7,11 +7,12 @@ queries read a record in exactly one way without depending on each other.
 
 from __future__ import annotations
 
-from meit.records.reader import read_ecg_file, read_signal
+from meit.records.reader import DROPPED_LEADS, read_ecg_file, read_signal
 from meit.records.repair import REJECT_REASONS, RecordRejected, SignalPolicy, repair_signal
-from meit.records.wfdb_header import Header, parse_header, read_header
+from meit.records.wfdb_header import Header, parse_header, read_header, select_leads
 
 __all__ = [
+    "DROPPED_LEADS",
     "REJECT_REASONS",
     "Header",
     "RecordRejected",
@@ -21,4 +22,5 @@ __all__ = [
     "read_header",
     "read_signal",
     "repair_signal",
+    "select_leads",
 ]

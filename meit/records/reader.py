@@ -1,7 +1,8 @@
 """One ECG file → a clean ``(12, T)`` float32 millivolt array, the same way for training and inference.
 
-:func:`read_signal` is the reader behind ``meit prep`` (leads reordered by name, units to mV, short
-gaps repaired, resampled and cropped/padded to the policy); :func:`read_ecg_file` is the reader
+:func:`read_signal` is the reader behind ``meit prep`` (the 12 standard leads picked and reordered by
+name, any other signal dropped and recorded, units to mV, short gaps repaired, resampled and
+cropped/padded to the policy); :func:`read_ecg_file` is the reader
 behind ``meit generate`` and retrieval queries: it accepts a wfdb record or a ``.npy`` array and
 reads wfdb records through :func:`read_signal`, so a model sees what preparation would have stored.
 """
@@ -19,6 +20,9 @@ from meit.errors import DataError
 from meit.leads import CANONICAL_LEADS
 from meit.records.repair import RecordRejected, SignalPolicy, repair_signal
 from meit.records.wfdb_header import Header, read_header
+
+#: prefix of the repair entry naming the signals dropped beyond the 12 standard leads
+DROPPED_LEADS = "dropped_leads"
 
 # Bytes per sample of the WFDB storage formats we can size-check; others are checked by decoding.
 _BYTES_PER_SAMPLE: dict[str, float] = {
@@ -84,13 +88,15 @@ def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]
     """
     header, perm, fast = read_header(path, policy)
     _check_files(path, header)
+    kept = set(perm)
+    dropped = [header.sig_name[i] or f"signal {i}" for i in range(header.n_sig) if i not in kept]
     sig = _fast_physical(path, header, perm) if fast else None
     if sig is None:
         try:
             raw = wfdb.rdrecord(path, physical=True).p_signal
         except Exception as err:
             raise RecordRejected("unreadable_dat", f"{path}: {type(err).__name__}: {err}") from None
-        if raw is None or raw.ndim != 2 or raw.shape[1] != len(CANONICAL_LEADS):
+        if raw is None or raw.ndim != 2 or raw.shape[1] != header.n_sig:
             raise RecordRejected("unreadable_dat", f"{path}: decoded shape {getattr(raw, 'shape', None)}")
         sig = raw[:, perm].T.astype(np.float64, copy=True)
     scale = np.array([_UNIT_SCALE.get(str(header.units[p] or "mV").strip().lower(), 1.0) for p in perm])
@@ -98,6 +104,8 @@ def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]
         sig *= scale[:, None]
     fs_src = round(header.fs)
     sig, repairs = repair_signal(sig, fs_src, policy)
+    if dropped:  # signals beyond the 12 standard leads (e.g. Frank vx, vy, vz) are not stored
+        repairs.insert(0, f"{DROPPED_LEADS}:{','.join(dropped)}")
     if fs_src != policy.fs:
         sig = resample(sig, fs_src, policy.fs)
     n = sig.shape[1]

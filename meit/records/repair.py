@@ -19,16 +19,18 @@ from meit.leads import CANONICAL_LEADS
 # Reject reasons, in the order the checks run. Values are the one-line explanations used in docs.
 REJECT_REASONS: dict[str, str] = {
     "invalid_split": "the table gives no usable split (PTB-XL strat_fold missing or outside 1-10)",
-    "empty_report": "the report is empty after cleaning (or missing from the translation CSV)",
+    "empty_report": "the record has no report text (or is missing from the translation CSV)",
+    "empty_after_cleaning": "nothing of the report is left after report cleaning (e.g. only an 'Edit:' note)",
     "missing_hea": "the .hea header file does not exist",
     "unreadable_header": "the header cannot be parsed or has no usable sampling rate / length",
-    "wrong_lead_count": "the header does not declare exactly 12 signals",
-    "unknown_leads": "a signal name is not one of the 12 standard leads (or appears twice)",
+    "wrong_lead_count": "the header declares fewer than 12 signals",
+    "unknown_leads": "12 signals that are not the 12 standard leads, or a standard lead named twice",
     "too_short": "the record is shorter than the minimum duration",
     "missing_dat": "a signal file named in the header does not exist",
     "truncated_dat": "a signal file is smaller than the header says",
     "unreadable_dat": "the signal file cannot be decoded",
-    "missing_lead": "a lead is entirely missing and the policy is to reject",
+    "missing_lead": "a standard lead is absent from a record with more than 12 signals, or a lead has no "
+    "usable samples and the policy is to reject",
     "unusable_signal": "no lead carries a usable (finite, non-constant) signal",
     "unexpected_error": "anything else that went wrong reading this record (detail has the exception)",
 }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import wfdb
 
-from meit.leads import CANONICAL_LEADS, lead_permutation
+from meit.leads import CANONICAL_LEADS, canonical_lead_name
 from meit.records.repair import RecordRejected, SignalPolicy
 
 
@@ -126,12 +126,42 @@ def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], boo
         raise RecordRejected(
             "unreadable_header", f"{path}.hea: fs={header.fs}, sig_len={header.sig_len}, n_sig={header.n_sig}"
         )
-    if header.n_sig != len(CANONICAL_LEADS):
-        raise RecordRejected("wrong_lead_count", f"{header.n_sig} signals, expected 12")
-    perm, unknown = lead_permutation(header.sig_name)
-    if unknown or any(p is None for p in perm):
-        raise RecordRejected("unknown_leads", f"lead names {header.sig_name}")
+    perm, _ = select_leads(header.sig_name, header.n_sig)
     seconds = header.sig_len / float(header.fs)
     if seconds + 1e-9 < policy.minimum_seconds:
         raise RecordRejected("too_short", f"{seconds:.3f} s < {policy.minimum_seconds} s")
-    return header, [int(p) for p in perm if p is not None], fast
+    return header, perm, fast
+
+
+def select_leads(names: list[str], n_sig: int | None = None) -> tuple[list[int], list[str]]:
+    """The 12 standard leads among a header's signals, by name (any case): their indices and the rest.
+
+    Returns the index of each canonical lead in ``names`` and the names of the other signals, which
+    are dropped (e.g. the Frank leads vx, vy, vz of PTB Diagnostic records). Raises
+    :class:`RecordRejected`: ``wrong_lead_count`` for fewer than 12 signals, ``unknown_leads`` for 12
+    signals that are not the 12 standard leads or a standard lead named twice, ``missing_lead`` when a
+    record with more signals lacks a standard lead; the detail names the leads.
+    """
+    n_sig = len(names) if n_sig is None else n_sig
+    where: dict[str, list[int]] = {}
+    others: list[int] = []
+    for i, raw in enumerate(names):
+        canonical = canonical_lead_name(raw)
+        if canonical is None:
+            others.append(i)
+        else:
+            where.setdefault(canonical, []).append(i)
+    missing = [lead for lead in CANONICAL_LEADS if lead not in where]
+    twice = [lead for lead in CANONICAL_LEADS if len(where.get(lead, ())) > 1]
+    if n_sig < len(CANONICAL_LEADS) or len(names) < len(CANONICAL_LEADS):
+        raise RecordRejected("wrong_lead_count", f"{n_sig} signals {names}, expected the 12 standard leads; "
+                             f"missing {', '.join(missing)}")
+    if twice:
+        raise RecordRejected("unknown_leads", f"lead {', '.join(twice)} appears more than once in {names}")
+    if missing and n_sig == len(CANONICAL_LEADS):
+        unknown = [names[i] for i in others]
+        raise RecordRejected("unknown_leads", f"lead names {names}: {unknown} not standard leads; "
+                             f"missing {', '.join(missing)}")
+    if missing:
+        raise RecordRejected("missing_lead", f"{', '.join(missing)} not among the {n_sig} signals {names}")
+    return [where[lead][0] for lead in CANONICAL_LEADS], [names[i] or f"signal {i}" for i in others]
