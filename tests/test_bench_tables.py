@@ -7,7 +7,9 @@ import pytest
 
 from meit.bench.runner import collect, emit_jobs
 from meit.bench.suite import load_suite
+from meit.config import load_recipe
 from meit.errors import ConfigError
+from meit.evaluation.perturb import parse_perturbations
 from meit.evaluation.report import metrics_table, plot_ecg_with_reports
 
 
@@ -27,6 +29,35 @@ def test_suite_validation_errors(tmp_path):
     with pytest.raises(ConfigError, match="repeat"):
         load_suite(_suite(tmp_path, "name: x\nbase_recipe: r.yaml\ndata_path: d\n"
                                     "backbones: [{name: tiny-gpt2}, {name: tiny-gpt2}]\n"))
+
+
+def test_an_emitted_job_evaluates_exactly_as_the_suite_runs(tmp_path):
+    """The job's `meit eval` line, parsed by the real CLI, yields the training recipe's eval section."""
+    import shlex
+
+    from meit.cli import build_parser
+    from meit.cli.eval_cmd import eval_recipe
+
+    out = tmp_path / "bench"
+    suite, suite_dir = load_suite(_suite(tmp_path, f"""
+name: demo
+base_recipe: recipes/quickstart.yaml
+output_dir: {out}
+data_path: {tmp_path / 'data'}
+overrides: [train.max_steps=2, eval.max_new_tokens=77, eval.num_beams=2]
+perturb: [gaussian, "dropout:1,3"]
+backbones:
+  - name: tiny-gpt2
+"""))
+    script = emit_jobs(suite, suite_dir, "accelerate launch")[0]
+    line = next(row for row in script.read_text().splitlines() if " eval " in row)
+    args = build_parser().parse_args(shlex.split(line)[3:])  # after `python -m meit.cli`
+    recipe, specs = eval_recipe(args)
+    trained = load_recipe(out / "jobs" / "tiny-gpt2.yaml")
+    assert recipe.eval == trained.eval and recipe.seed == trained.seed
+    assert (recipe.eval.max_new_tokens, recipe.eval.num_beams) == (77, 2)
+    assert [(s.name, s.level) for s in specs] == [(s.name, s.level) for s in parse_perturbations(
+        suite.perturb, seed=trained.seed)]
 
 
 def test_emit_writes_one_job_per_backbone_and_collect_reads_results(tmp_path):
@@ -49,8 +80,13 @@ backbones:
     assert "fusion: prefix" in (out / "jobs" / "tiny-llama.yaml").read_text()
     (out / "tiny-gpt2" / "eval").mkdir(parents=True)
     (out / "tiny-gpt2" / "eval" / "metrics.json").write_text('{"bleu_4": 0.25, "rouge_l": 0.5}')
+    (out / "tiny-gpt2" / "eval" / "robustness.csv").write_text(
+        "perturbation,level,rouge_l\nclean,0.0,0.5\ngaussian,0.05,0.25\n")
     rows = collect(suite)
     assert rows[0]["status"] == "ok" and rows[1]["status"] == "missing"
+    with open(out / "robustness.csv") as handle:  # the emitted jobs' robustness sweeps are collected too
+        assert [r["backbone"] for r in csv.DictReader(handle)] == ["tiny-gpt2", "tiny-gpt2"]
+    assert (out / "figures" / "robustness_rouge_l.png").is_file()
     with open(out / "results.csv") as handle:
         table = list(csv.DictReader(handle))
     assert table[0]["bleu_4"] == "0.25"

@@ -224,7 +224,8 @@ def test_bench_collects_and_tabulates_grounding_columns(tmp_path):
     out = tmp_path / "bench"
     suite, suite_dir = _suite(tmp_path, out)
     scripts = emit_jobs(suite, suite_dir, "accelerate launch")
-    assert "--control shuffled --control zeros" in scripts[0].read_text()
+    assert "eval --recipe" in scripts[0].read_text()  # the job's eval takes the controls from its recipe
+    assert load_recipe(out / "jobs" / "tiny-gpt2.yaml").eval.controls == ["shuffled", "zeros"]
     metrics = {"bleu_4": 0.25, "rouge_l": 0.5, "clinical_micro_f1": 0.6, "distinct_reports": 0.75,
                "controls": {"shuffled": {"bleu_4": 0.2, "distinct_reports": 0.5},
                             "zeros": {"bleu_4": 0.1, "distinct_reports": 0.25}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import shlex
@@ -55,7 +56,6 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
     from meit.training import train
 
     data_path = prepare_data(suite, suite_dir, progress)
-    specs = parse_perturbations(suite.perturb)
     rows: list[dict[str, Any]] = []
     robustness: list[dict[str, Any]] = []
     for index, entry in enumerate(suite.backbones, 1):
@@ -64,6 +64,7 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
         row: dict[str, Any] = {"backbone": entry.name}
         try:
             recipe = entry_recipe(suite, entry, suite_dir, data_path)
+            specs = parse_perturbations(suite.perturb, seed=recipe.seed)  # as `meit eval --recipe` of a job
             result = train(recipe, progress=progress)
             model = MeitModel.from_pretrained(result.final_dir)
             metrics = evaluate_model(model, recipe, Path(recipe.output_dir) / "eval", checkpoint=str(result.final_dir),
@@ -96,13 +97,15 @@ def emit_jobs(suite: Suite, suite_dir: Path, launcher: str) -> list[Path]:
         recipe_file = jobs_dir / f"{entry.name}.yaml"
         recipe_file.write_text(dump_recipe(recipe))
         script = jobs_dir / f"{entry.name}.sh"
-        controls = "".join(f" --control {name}" for name in recipe.eval.controls)
+        # the eval step reads the same recipe (decoding, scorers, controls, seeds) and sweeps the suite's
+        # perturbations, so an emitted job scores exactly as --mode run does
+        perturb = "".join(f" --perturb {shlex.quote(spec)}" for spec in suite.perturb)
         script.write_text(
             "#!/usr/bin/env bash\nset -euo pipefail\n"
             f"{launcher} -m meit.cli train {shlex.quote(str(recipe_file))}\n"
-            f"python -m meit.cli eval --checkpoint {shlex.quote(str(out / 'final'))} "
-            f"--data {shlex.quote(str(data_path))} --split {recipe.eval.split} --out {shlex.quote(str(out / 'eval'))}"
-            f"{controls}\n"
+            f"python -m meit.cli eval --recipe {shlex.quote(str(recipe_file))} "
+            f"--checkpoint {shlex.quote(str(out / 'final'))} --data {shlex.quote(str(data_path))} "
+            f"--out {shlex.quote(str(out / 'eval'))}{perturb}\n"
         )
         script.chmod(0o755)
         scripts.append(script)
@@ -110,17 +113,34 @@ def emit_jobs(suite: Suite, suite_dir: Path, launcher: str) -> list[Path]:
 
 
 def collect(suite: Suite) -> list[dict[str, Any]]:
-    """Rows from each backbone's ``eval/metrics.json`` (after emitted jobs have run)."""
-    rows = []
+    """Rows from each backbone's ``eval/metrics.json`` (after emitted jobs have run), robustness included."""
+    rows, robustness = [], []
     for entry in suite.backbones:
-        file = Path(suite.output_dir) / entry.name / "eval" / "metrics.json"
+        folder = Path(suite.output_dir) / entry.name / "eval"
+        file = folder / "metrics.json"
         if file.is_file():
             metrics = json.loads(file.read_text())
             rows.append({"backbone": entry.name, "status": "ok", **result_cells(metrics)})
+            robustness.extend({"backbone": entry.name, **row} for row in read_robustness(folder / "robustness.csv"))
         else:
             rows.append({"backbone": entry.name, "status": "missing"})
-    write_results(suite, rows)
+    write_results(suite, rows, robustness)
     return rows
+
+
+def read_robustness(path: Path) -> list[dict[str, Any]]:
+    """The rows ``evaluate_robustness`` wrote to ``robustness.csv`` (numbers as numbers); none if absent."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        return [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+
+
+def _number(text: str) -> Any:
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def write_results(suite: Suite, rows: list[dict[str, Any]], robustness: list[dict[str, Any]] | None = None) -> None:

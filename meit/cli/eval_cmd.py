@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--checkpoint", required=True, help="a trained artifact folder (e.g. RUN/final)")
     parser.add_argument("--data", required=True, help="a prepared dataset folder")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--split", default=None, help="split to evaluate (default: the recipe's eval.split, else test)")
+    parser.add_argument("--recipe", default=None, metavar="YAML",
+                        help="take decoding, scorers, controls and seeds from this recipe (e.g. the one a run or a "
+                        "bench job trained with); the flags here override it")
     parser.add_argument("--out", required=True, help="output folder for metrics.json and predictions.jsonl")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--max-new-tokens", type=int, default=None)
@@ -31,21 +35,25 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="also evaluate with another record's ECG (shuffled: a derangement seeded by --seed) or "
                         "a flat zero ECG; repeatable. Writes controls/NAME/ and the controls and grounding "
                         "(real minus control) blocks of metrics.json")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=None, help="default: the recipe's seed, else 0")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run the backbone's own modelling code from its folder (off unless you pass this)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def eval_recipe(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The recipe ``meit eval`` runs with (``--recipe`` or the defaults, then the flags) and its perturbations."""
     import json
 
     from meit.config import load_recipe
     from meit.evaluation.perturb import parse_perturbations
-    from meit.evaluation.runner import load_and_evaluate
 
-    overrides = [f"data.path={args.data}", f"eval.split={args.split}", f"seed={args.seed}"]
+    overrides = [f"data.path={args.data}"]
+    if args.split is not None or args.recipe is None:
+        overrides.append(f"eval.split={args.split or 'test'}")
+    if args.seed is not None or args.recipe is None:
+        overrides.append(f"seed={0 if args.seed is None else args.seed}")
     for key, value in (("batch_size", args.batch_size), ("max_new_tokens", args.max_new_tokens),
                        ("num_beams", args.num_beams), ("max_samples", args.max_samples)):
         if value is not None:
@@ -58,9 +66,17 @@ def run(args: argparse.Namespace) -> int:
         overrides.append("eval.bertscore=true")
     if args.control:
         overrides.append(f"eval.controls={json.dumps(args.control)}")
-    recipe = load_recipe(None, overrides)
-    specs = parse_perturbations(args.perturb, seed=args.seed)
-    metrics = load_and_evaluate(args.checkpoint, args.data, args.split, args.out, recipe,
+    recipe = load_recipe(args.recipe, overrides)
+    return recipe, parse_perturbations(args.perturb, seed=recipe.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from meit.evaluation.runner import load_and_evaluate
+
+    recipe, specs = eval_recipe(args)
+    metrics = load_and_evaluate(args.checkpoint, args.data, recipe.eval.split, args.out, recipe,
                                 progress=not args.no_progress, perturbations=specs,
                                 trust_remote_code=args.trust_remote_code)
     shown = {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)}

@@ -10,6 +10,7 @@ packaged all-MiniLM-L6-v2. Definitions and known differences: ``docs/metrics.md`
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
@@ -174,6 +175,21 @@ def bertscore_f1(predictions: Sequence[str], references: Sequence[str], *, batch
             raise ModelError(f"cannot load the BERTScore model from {path}: {err}") from err
         total = float(f1.double().sum())
     return total / len(predictions)
+
+
+def check_scorers(*, meteor: bool, bertscore: bool) -> None:
+    """Fail before any generation when a requested scorer cannot run here (WordNet, bert-score, MiniLM).
+
+    A long generation pass that ends in "METEOR needs WordNet" wastes the run; this costs a few
+    file checks (and the one-time WordNet set-up, which scoring would do anyway).
+    """
+    if meteor:
+        _meteor_tools()
+    if bertscore:
+        if importlib.util.find_spec("bert_score") is None:
+            raise ConfigError("BERTScore needs the bert-score package: pip install 'meit[bertscore]' "
+                              "(or drop --bertscore / eval.bertscore)")
+        minilm_path()
 
 
 def compute_metrics(

@@ -12,8 +12,10 @@ from meit.config import EvalConfig, Recipe
 from meit.data.dataset import evaluation_instruction, report_dataset
 from meit.data.prompts import PromptFormat
 from meit.evaluation.io import write_predictions
+from meit.evaluation.metrics import check_scorers
 from meit.evaluation.provenance import provenance
 from meit.inference.generation import DecodingSettings, generate_reports
+from meit.publish import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +53,14 @@ def evaluate_model(
     scalar metrics under ``controls`` and the real-minus-control drops under ``grounding``.
     """
     names = list(controls if controls is not None else ([] if perturb is not None else recipe.eval.controls))
+    check_scorers(meteor=recipe.eval.meteor, bertscore=recipe.eval.bertscore)
     job = _Job(model, recipe, split or recipe.eval.split, data_path or recipe.data.path, checkpoint, progress)
     out = Path(out_dir)
     dataset, result = job.run(out, label, perturb, {"perturbation": perturb.label if perturb is not None else None,
                                                     "controls": names})
     if names:
         result.update(_evaluate_controls(job, out, label, names, dataset.split, result))
-        (out / "metrics.json").write_text(json.dumps(result, indent=2))
+        atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
     return result
 
 
@@ -91,7 +94,7 @@ class _Job:
             "provenance": provenance(self.checkpoint, str(self.data_path), self.split, self.settings.as_dict(),
                                      {"instruction": evaluation_instruction(), "n": len(rows), **extra}),
         }
-        (folder / "metrics.json").write_text(json.dumps(result, indent=2))
+        atomic_write_text(folder / "metrics.json", json.dumps(result, indent=2))
         return dataset, result
 
 
