@@ -2,15 +2,21 @@
 
 Evaluation scores reports with it (:mod:`meit.evaluation.clinical`), training reads auxiliary labels
 from reference reports with it, retrieval and zero-shot name their classes with it. The extractor
-is rule-based and deterministic (no model, no download):
+is rule-based and deterministic (no model, no download) and reads English, German and Swedish (the
+languages of PTB-XL's reports; :func:`read_report` also says which one a report is in):
 
-* text is normalised (lowercase, ``a-v`` → ``av``, ``1st`` → ``first``, British spellings);
-* each finding has a few regular expressions (MIMIC machine statements, PTB-XL translations and the
-  synthetic generator's wording); a finding is present when at least one mention is affirmed;
-* a mention is negated (NegEx-style) when a trigger such as ``no``, ``without``, ``absence of`` stands
-  at most :data:`NEGATION_WINDOW` words before it in the same clause, or ``absent``/``not seen``/
-  ``resolved`` follows it closely; clauses end at ``. ; : ! ?``, commas, line breaks and ``but``/
-  ``however``. Hedged statements (``possible``, ``consider``, ``cannot rule out``) count as stated;
+* text is normalised (:mod:`meit.findings_text`): lowercase, PTB-XL's encoding damage repaired and
+  umlauts folded (``verlÄngerung``, ``f#r``, ``ueberdrehter``), ``a-v`` → ``av``, ``1st`` → ``first``,
+  British spellings;
+* each finding has a few regular expressions per language (:mod:`meit.findings_lexicon`: MIMIC machine
+  statements, PTB-XL's German, English and Swedish reports, the synthetic generator's wording); a finding
+  is present when at least one mention is affirmed;
+* a mention is negated (NegEx-style) when a trigger such as ``no``, ``without``, ``kein``, ``ohne``,
+  ``ej``, ``utan`` stands at most :data:`NEGATION_WINDOW` words before it in the same clause, or
+  ``absent``/``not seen``/``nicht nachweisbar`` follows it closely; clauses end at ``. ; : ! ?``, commas,
+  line breaks and ``but``/``however``. Hedged statements (``possible``, ``consider``, ``cannot rule out``,
+  ``nicht auszuschliessen``, ``kan ej uteslutas``) count as stated; an explanation ("this is most commonly
+  due to ischaemic heart disease") does not state what it names;
 * rate class comes from a stated rate (``72 bpm``, ``rate of 130``), else from rhythm words;
   axis from words, else from a stated QRS axis; fascicular blocks imply their axis deviation.
 """
@@ -25,6 +31,23 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
+
+from meit.findings_lexicon import (
+    ENTRIES,
+    EXPLANATIONS,
+    INFARCT,
+    NEGATION_AFTER,
+    NEGATION_BEFORE,
+    PSEUDO_NEGATIONS,
+    RATE_ENTRIES,
+    TERRITORIES,
+)
+from meit.findings_text import Language, detect_language, normalise
+
+__all__ = [
+    "FINDINGS", "NEGATION_WINDOW", "POST_NEGATION_WINDOW", "RATE_CLASSES", "Mention", "ReportReading",
+    "extract_findings", "find_mentions", "finding_matrix", "normalise", "read_report", "score_finding_sets",
+]
 
 #: finding -> (group, description). Group names follow the issue: rhythm, rate, conduction, axis, st,
 #: voltage, hypertrophy, ectopy, infarction, summary.
@@ -88,99 +111,37 @@ FINDINGS: dict[str, tuple[str, str]] = {
 #: Words between a negation trigger and the finding it negates, at most.
 NEGATION_WINDOW = 6
 POST_NEGATION_WINDOW = 4
+#: Words either side of an infarction mention searched for its territory.
+TERRITORY_WINDOW = 5
 
-_BEAT = r"(?:complex(?:es)?|contractions?|beats?|depolari[sz]ations?|extrasystoles?)"
-_ECG = r"(?:ecg|ekg|electrocardiogram|tracing)"
-_ELEV = r"(?:elevations?|elevated)"
-_DEPR = r"(?:depressions?|depressed)"
-_ST = r"\bst(?: segments?)?"
 
-#: (findings, pattern). Order does not matter; every pattern is searched everywhere.
-_PATTERNS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("sinus_rhythm",), r"(?<!slow )(?<!rapid )(?<!fast )\bsinus rhythm"),
-    (("sinus_brady",), r"\bsinus bradycardia|\bslow sinus rhythm"),
-    (("sinus_tachy",), r"\bsinus tachycardia|\b(?:rapid|fast) sinus rhythm"),
-    (("sinus_arrhythmia",), r"\bsinus arrhythmia"),
-    (("afib",), r"\batrial fibrillation|\ba-?fib\b"),
-    (("aflutter",), r"\batrial (?:fibrillation ?/ ?)?flutter|\ba-?flutter\b"),
-    (("ectopic_atrial",), r"\bectopic atrial (?:rhythm|bradycardia|tachycardia)"),
-    (("junctional",), r"\bjunctional (?:rhythm|bradycardia|tachycardia|escape)"),
-    (("svt",), r"\bsupraventricular tachycardia|\bsvt\b|\bpsvt\b"),
-    (("vt",), r"(?<!supra)\bventricular tachycardia|\bv-?tach\b"),
-    (("paced",), r"\bpaced\b|\bpacemaker|\bpacing\b|\bpacer\b"),
-    (("avb1",), r"\bfirst degree (?:av |atrioventricular |heart )?block|\bprolonged pr\b"),
-    (("avb2",), r"\bsecond degree (?:av |atrioventricular |heart )?block|\bmobitz|\bwenckebach"),
-    (("avb3",), r"\bthird degree (?:av |atrioventricular |heart )?block"
-                r"|\bcomplete (?:av|atrioventricular|heart) block"),
-    (("lbbb",), r"(?<!incomplete )\bleft bundle branch block|(?<!incomplete )\blbbb\b"),
-    (("rbbb",), r"(?<!incomplete )\bright bundle branch block|(?<!incomplete )\brbbb\b"),
-    (("incomplete_lbbb",), r"\bincomplete (?:left bundle branch block|lbbb\b)|\bilbbb\b"),
-    (("incomplete_rbbb",), r"\bincomplete (?:right bundle branch block|rbbb\b)|\birbbb\b"),
-    (("lafb",), r"\bleft anterior (?:fascicular block|hemiblock)|\blafb\b|\blahb\b"),
-    (("lpfb",), r"\bleft posterior (?:fascicular block|hemiblock)|\blpfb\b|\blphb\b"),
-    (("ivcd",), r"\bintraventricular conduction (?:delay|defect|disturbance)|\bivcd\b"),
-    (("wpw",), r"\bwolff[- ]parkinson[- ]white|\bwpw\b|\bpre-?excitation"),
-    (("long_qt",), r"\b(?:prolonged|long) qtc?\b|\bqtc? (?:interval )?prolongation"),
-    (("axis_left",), r"\bleft(?:ward)? axis(?: deviation)?|\blad\b"),
-    (("axis_right",), r"\bright(?:ward)? axis(?: deviation)?|\brad\b"),
-    (("axis_normal",), r"\bnormal (?:qrs |electrical |frontal (?:plane )?)?axis"),
-    (("axis_extreme",), r"\b(?:extreme|northwest|indeterminate) (?:qrs )?axis"),
-    (("st_elevation",), rf"{_ST} {_ELEV}|\belevated st\b|\bstemi\b"),
-    (("st_depression",), rf"{_ST} {_DEPR}|\bdepressed st\b"),
-    (("st_elevation", "st_depression"), rf"{_ST} (?:{_ELEV}|{_DEPR}) ?(?:or|and|/) ?(?:{_ELEV}|{_DEPR})"),
-    (("st_t_abnormality",), r"\bst[- ]?t\b|\bst(?: segment)? (?:changes?|abnormalit(?:y|ies))"),
-    (("t_inversion",), r"(?<!st-)(?<!st )\bt[- ]?waves? inversions?|\binverted t[- ]?waves?"
-                       r"|(?<!st-)(?<!st )\bt[- ]?waves? (?:are |is )?inverted|\bt inversions?"),
-    (("t_abnormality",), r"(?<!st-)(?<!st )\bt[- ]?waves? (?:abnormalit(?:y|ies)|changes?|flattening)"
-                         r"|\bflat(?:tened)? t[- ]?waves?"),
-    (("ischemia",), r"\bischemi[ac]"),
-    (("low_voltage",), r"\blow (?:qrs |limb lead |precordial )?voltages?|\blow voltage qrs"),
-    (("high_voltage",), r"\bhigh (?:qrs )?voltages?|\bvoltage criteria for"),
-    (("lvh",), r"\bleft ventricular hypertrophy|\blvh\b"),
-    (("rvh",), r"\bright ventricular hypertrophy|\brvh\b"),
-    (("lae",), r"\bleft atrial (?:enlargement|abnormality|overload|hypertrophy)|\blae\b|\bp mitrale"),
-    (("rae",), r"\bright atrial (?:enlargement|abnormality|overload|hypertrophy)|\brae\b|\bp pulmonale"),
-    (("pvc",), rf"\b(?:premature ventricular|ventricular premature) {_BEAT}|\bpvcs?\b"
-               rf"|\bventricular (?:extrasystoles?|ectopy|ectopic beats?)"),
-    (("pac",), rf"\b(?:premature (?:atrial|supraventricular)|(?:atrial|supraventricular) premature) {_BEAT}"
-               rf"|\bpacs?\b|\b(?:atrial|supraventricular) (?:extrasystoles?|ectopy|ectopic beats?)"),
-    (("bigeminy",), r"\bbigemin(?:y|al)"),
-    (("normal_ecg",), rf"(?<!otherwise )\bnormal {_ECG}|\bwithin normal limits|\bno abnormality detected"),
-    (("borderline_ecg",), rf"\bborderline {_ECG}"),
-    (("abnormal_ecg",), rf"\babnormal {_ECG}"),
-)
+def _alternation(patterns: Iterable[str]) -> str:
+    return "|".join(f"(?:{p})" for p in patterns)
 
-_INFARCT = re.compile(r"\b(?:myocardial )?infarct(?:ion)?s?\b|\bmi\b|\bstemi\b")
-_TERRITORIES = (("infarct_inferior", "infer"), ("infarct_anterior", "anter"), ("infarct_septal", "sept"),
-                ("infarct_lateral", "later"), ("infarct_posterior", "poster"))
 
-_NEG_PRE = re.compile(r"\b(?:no|not|without|absence of|absent|negative for|free of|ruled out|rules out|no longer)\b")
-_PSEUDO_NEG = re.compile(r"\b(?:cannot|can not|can't|could not|not) (?:be )?(?:rule[ds]? out|excluded?)\b"
-                         r"|\bno (?:significant )?change\b|\bnot (?:only|necessarily)\b")
-_NEG_POST = re.compile(rf"^\W*(?:\w+\W+){{0,{POST_NEGATION_WINDOW}}}?(?:is |are |was |were |has |have )?"
-                       r"(?:absent|not (?:seen|present|identified|detected|noted)|no longer (?:present|seen)"
-                       r"|resolved|ruled out)\b")
-_CLAUSE_END = re.compile(r"[;:!?\n,]|\.(?!\d)|\b(?:but|however|although|though|except)\b")
+_COMPILED = tuple((entry.findings, re.compile(_alternation(entry.patterns.values())), entry.hides)
+                  for entry in ENTRIES + RATE_ENTRIES)
+_INFARCT = re.compile(INFARCT)
+_NEG_PRE = re.compile(rf"\b(?:{_alternation(NEGATION_BEFORE.values())})\b")
+_PSEUDO_NEG = re.compile(rf"\b(?:{_alternation(PSEUDO_NEGATIONS.values())})\b")
+_NEG_POST = re.compile(rf"^\W*(?:\w+\W+){{0,{POST_NEGATION_WINDOW}}}?(?:is |are |was |were |has |have |ist |sind )?"
+                       rf"(?:{_alternation(NEGATION_AFTER.values())})\b")
+_EXPLANATION = re.compile(EXPLANATIONS)
+_CLAUSE_END = re.compile(r"[;:!?\n,]|\.(?!\d)|\b(?:but|however|although|though|except|aber|jedoch|men)\b")
 _WORD = re.compile(r"\w+")
 
 _RATE_NUMBER = re.compile(
     r"\brate(?: of| is| at|:)?\s*(?:approximately |about |around |~ ?)?(\d{2,3})\b"
     r"|\b(\d{2,3})\s*(?:bpm\b|beats? (?:per|a|/) ?min(?:ute)?\b|beats?/min\b|/ ?min\b|per minute\b)"
 )
-_RATE_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("rate_brady",), r"\bbradycardi[ac]|\bslow (?:ventricular )?response|\bslow sinus rhythm"),
-    (("rate_tachy",), r"\btachycardi[ac]|\b(?:rapid|fast) (?:ventricular )?response|\brvr\b"
-                      r"|\b(?:rapid|fast) sinus rhythm"),
-    (("rate_normal",), r"\bcontrolled (?:ventricular )?response|\bnormal (?:heart |ventricular )?rate"),
-)
 RATE_CLASSES: frozenset[str] = frozenset({"rate_brady", "rate_normal", "rate_tachy"})
-_COMPILED = tuple((labels, re.compile(pattern)) for labels, pattern in _PATTERNS + _RATE_WORDS)
+AXIS_CLASSES: frozenset[str] = frozenset({"axis_left", "axis_right", "axis_normal", "axis_extreme"})
 _AXIS_NUMBER = re.compile(r"\baxis(?: of| is| at|:)?\s*([+-]?\d{1,3})\b")
 
 
 @dataclass(frozen=True)
 class Mention:
-    """One matched statement: the findings it names, where, and whether it is negated."""
+    """One matched statement: the findings it names, where, and whether it is negated (or only explains)."""
 
     findings: tuple[str, ...]
     start: int
@@ -189,53 +150,80 @@ class Mention:
     negated: bool
 
 
-def normalise(text: str) -> str:
-    """Lowercase and unify spelling variants so that one pattern covers them."""
-    t = text.lower().replace("\u2212", "-").replace("\u2013", "-").replace("\u00b0", " degrees")
-    t = re.sub(r"\ba[- ]v\b", "av", t)
-    t = re.sub(r"\bs-t\b", "st", t)
-    t = re.sub(r"\b1st\b", "first", t)
-    t = re.sub(r"\b2nd\b", "second", t)
-    t = re.sub(r"\b3rd\b", "third", t)
-    t = re.sub(r"\b(first|second|third)-degree\b", r"\1 degree", t)
-    t = re.sub(r"\b(isch|an|h)ae", r"\1e", t)  # ischaemia, anaemia, haemi-
-    t = t.replace("hemi-block", "hemiblock").replace("non-specific", "nonspecific")
-    return re.sub(r"[ \t]+", " ", t)
+@dataclass(frozen=True)
+class ReportReading:
+    """What the extractor read in one report: its affirmed findings and the language it took it for."""
+
+    findings: frozenset[str]
+    language: Language
 
 
-def _is_negated(text: str, start: int, end: int, clause_start: int, clause_end: int) -> bool:
-    before = text[clause_start:start]
-    after = text[end:clause_end]
-    if _PSEUDO_NEG.search(before) or _PSEUDO_NEG.search(after[:60]):
-        return False
-    triggers = list(_NEG_PRE.finditer(before))
-    if triggers and len(_WORD.findall(before[triggers[-1].end():])) <= NEGATION_WINDOW:
-        return True
-    return bool(_NEG_POST.search(after))
+class _Negation:
+    """Negation of mentions in one normalised text; pseudo-negation spans are found once per text."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pseudo = [(m.start(), m.end()) for m in _PSEUDO_NEG.finditer(text)]
+
+    def _in_pseudo(self, pos: int) -> bool:
+        return any(s <= pos < e for s, e in self.pseudo)
+
+    def __call__(self, start: int, end: int, clause_start: int, clause_end: int) -> bool:
+        text = self.text
+        for rx in (_NEG_PRE, _EXPLANATION):
+            triggers = [m for m in rx.finditer(text, clause_start, start) if not self._in_pseudo(m.start())]
+            if triggers and len(_WORD.findall(text, triggers[-1].end(), start)) <= NEGATION_WINDOW:
+                return True
+        after = text[end:clause_end]
+        if _PSEUDO_NEG.search(after[:60]):  # "cannot be ruled out", "nicht ausgeschlossen"
+            return False
+        return bool(_NEG_POST.search(after))
+
+
+def _territories(words_in: list[str], before: list[str], after: list[str]) -> tuple[str, ...]:
+    """Infarct territories named in the mention itself ("hinterwandinfarkt") or the words before it, else
+    in the words after it ("infarkt posterior")."""
+    for window in (words_in + before, after):
+        text = " ".join(window)
+        found = tuple(name for name, roots in TERRITORIES if any(root in text for root in roots))
+        if found:
+            return found
+    return ()
 
 
 def find_mentions(text: str) -> list[Mention]:
     """Every finding mention in ``text`` (normalised), with its negation status, in text order."""
-    norm = normalise(text)
+    return _mentions(normalise(text))
+
+
+def _mentions(norm: str) -> list[Mention]:
     bounds = [m.start() for m in _CLAUSE_END.finditer(norm)]
+    negated = _Negation(norm)
 
     def clause(start: int, end: int) -> tuple[int, int]:
         i = bisect.bisect_right(bounds, start - 1)
         j = bisect.bisect_left(bounds, end)
         return (bounds[i - 1] + 1 if i else 0), (bounds[j] if j < len(bounds) else len(norm))
 
-    mentions = []
-    for labels, pattern in _COMPILED:
+    mentions: list[Mention] = []
+    hiding: list[tuple[int, int, tuple[str, ...]]] = []
+    for labels, pattern, hides in _COMPILED:
         for m in pattern.finditer(norm):
             c0, c1 = clause(m.start(), m.end())
-            mentions.append(Mention(labels, m.start(), m.end(), m.group(0),
-                                    _is_negated(norm, m.start(), m.end(), c0, c1)))
+            mentions.append(Mention(labels, m.start(), m.end(), m.group(0), negated(m.start(), m.end(), c0, c1)))
+            if hides:
+                hiding.append((m.start(), m.end(), hides))
+    if hiding:  # "voltage criteria for LVH" is a voltage finding, not LVH
+        mentions = [x for x in mentions if not any(s <= x.start and x.end <= e and set(x.findings) <= set(h)
+                                                  for s, e, h in hiding)]
+    previous_end = 0
     for m in _INFARCT.finditer(norm):
         c0, c1 = clause(m.start(), m.end())
-        window = " ".join(_WORD.findall(norm[c0:m.start()])[-5:] + _WORD.findall(norm[m.end():c1])[:5])
-        labels = tuple(name for name, root in _TERRITORIES if root in window) or ("infarct",)
-        mentions.append(Mention(labels, m.start(), m.end(), m.group(0),
-                                _is_negated(norm, m.start(), m.end(), c0, c1)))
+        before = _WORD.findall(norm, max(c0, previous_end), m.start())[-TERRITORY_WINDOW:]
+        after = _WORD.findall(norm, m.end(), c1)[:TERRITORY_WINDOW]
+        labels = _territories(_WORD.findall(m.group(0)), before, after) or ("infarct",)
+        mentions.append(Mention(labels, m.start(), m.end(), m.group(0), negated(m.start(), m.end(), c0, c1)))
+        previous_end = m.end()
     mentions.sort(key=lambda x: (x.start, x.end))
     return mentions
 
@@ -254,20 +242,19 @@ def _axis_class(degrees: int) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def extract_findings(text: str) -> frozenset[str]:
-    """The set of affirmed findings (names of :data:`FINDINGS`) stated in a report.
+    """The set of affirmed findings (names of :data:`FINDINGS`) stated in a report, in any language read.
 
     Cached: machine-read report sets repeat the same texts many times.
     """
-    mentions = find_mentions(text)
-    found = {label for m in mentions if not m.negated for label in m.findings}
+    norm = normalise(text)
+    found = {label for m in _mentions(norm) if not m.negated for label in m.findings}
     if found & {"sinus_brady", "sinus_tachy"}:
         found.discard("sinus_rhythm")  # "slow sinus rhythm (sinus bradycardia)" is one rhythm
     if "lafb" in found:
         found.add("axis_left")
     if "lpfb" in found:
         found.add("axis_right")
-    norm = normalise(text)
-    if not found & {"axis_left", "axis_right", "axis_normal", "axis_extreme"}:
+    if not found & AXIS_CLASSES:
         axis = _AXIS_NUMBER.search(norm)
         if axis:
             found.add(_axis_class(int(axis.group(1))))
@@ -279,6 +266,13 @@ def extract_findings(text: str) -> frozenset[str]:
     elif not found & RATE_CLASSES and "sinus_rhythm" in found:
         found.add("rate_normal")  # sinus rhythm is 60-100 bpm by definition
     return frozenset(found)
+
+
+@lru_cache(maxsize=1 << 16)
+def read_report(text: str) -> ReportReading:
+    """The findings of a report and its language (``"en"``, ``"de"``, ``"sv"`` or ``"unknown"``), so that a
+    caller can tell a report without findings from one in a language the extractor cannot read."""
+    return ReportReading(extract_findings(text), detect_language(text))
 
 
 def finding_matrix(texts: Iterable[str], labels: Sequence[str]) -> np.ndarray:

@@ -14,8 +14,8 @@ from meit.bench import registry
 from meit.bench.registry import BENCHMARKS
 from meit.cli import main as cli
 
-EXPECTED = {"synth", "prep", "loader", "train-step", "scaling", "generation", "metrics", "encoder-init", "grounding",
-            "suite"}
+EXPECTED = {"synth", "prep", "loader", "train-step", "scaling", "generation", "metrics", "ptbxl-text", "encoder-init",
+            "grounding", "suite"}
 
 
 def _module(*argv: str) -> subprocess.CompletedProcess:

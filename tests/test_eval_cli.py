@@ -30,6 +30,8 @@ def test_eval_cli_writes_metrics_predictions_and_robustness(artifact, prepared_1
     assert {"bleu_1", "bleu_4", "rouge_l", "cider_d", "provenance"} <= set(metrics)
     assert metrics["provenance"]["checkpoint"] == str(artifact)
     assert 0.0 <= metrics["clinical_micro_f1"] <= 1.0 and "per_finding" in metrics["clinical"]
+    assert metrics["clinical"]["n_references_without_findings"] == 0  # synthetic English references are read
+    assert sum(metrics["clinical"]["reference_languages"].values()) == 4
     assert main(["score", "--predictions", str(out / "predictions.jsonl"), "--out", str(tmp_path / "s.json"),
                  "--no-meteor"]) == 0  # an external system scored by `meit score` gets the same numbers
     scored = json.loads((tmp_path / "s.json").read_text())

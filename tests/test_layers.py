@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("leaf", frozenset({
         "meit", "meit.errors", "meit.paths", "meit.hashing", "meit.leads", "meit.config", "meit.tables",
-        "meit.findings", "meit.publish", "meit.cache_build", "meit.ecg_signal", "meit.records",
+        "meit.findings", "meit.findings_text", "meit.findings_lexicon", "meit.findings_scp", "meit.publish",
+        "meit.cache_build", "meit.ecg_signal", "meit.records",
     })),
     ("data_prep", frozenset({"data_prep"})),
     ("synth", frozenset({"meit.synth"})),

@@ -99,6 +99,22 @@ def test_score_cli_writes_metrics_and_table(tmp_path: Path, capsys: pytest.Captu
     assert "{'testlen'" not in table  # pycocoevalcap's prints are silenced
 
 
+def test_score_cli_records_references_without_findings(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """References the extractor reads nothing in are counted in metrics.json and warned about, not scored as 0."""
+    rows = [{"id": "a", "prediction": "sinus rhythm.", "reference": "sinusrhythmus überdrehter linkstyp"},
+            {"id": "b", "prediction": "sinus rhythm.", "reference": "trace only requested."},
+            {"id": "c", "prediction": "sinus rhythm.", "reference": "sinusrytm normalt ekg"}]
+    pred = _write_lines(tmp_path / "p.jsonl", [json.dumps(r) for r in rows])
+    out = tmp_path / "m.json"
+    with caplog.at_level("WARNING", logger="meit.evaluation.clinical"):
+        assert main(["score", "--predictions", str(pred), "--out", str(out), "--no-meteor"]) == 0
+    clinical = json.loads(out.read_text())["clinical"]
+    assert clinical["n_references_without_findings"] == 1
+    assert clinical["references_without_findings"] == pytest.approx(1 / 3)
+    assert clinical["reference_languages"] == {"en": 1, "de": 1, "sv": 1, "unknown": 0}
+    assert len(clinical["warnings"]) == 1 and "state no finding" in caplog.text
+
+
 def test_score_cli_with_meteor_and_bad_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from meit.evaluation.wordnet import ensure_wordnet
 
