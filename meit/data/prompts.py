@@ -2,6 +2,10 @@
 
 The ECG positions are given to the model as an explicit boolean mask (``ecg_mask``), never found by
 searching for a token id: the placeholder id is arbitrary and a model can generate it.
+
+A backbone whose tokenizer starts every text with BOS (Llama-1/2, Mistral, Gemma) gets it here too, at
+position 0 and before the ECG: its pretrained attention expects BOS first, with either template (the
+plain one has none of its own; a chat template's leading BOS is moved in front of the ECG slot).
 """
 
 from __future__ import annotations
@@ -79,6 +83,20 @@ def _prompt_halves(tokenizer: Any, fmt: PromptFormat, instruction: str) -> tuple
     return "", text
 
 
+def expects_bos(tokenizer: Any) -> bool:
+    """True when the tokenizer puts BOS in front of every text it encodes (so the model was trained so)."""
+    bos = getattr(tokenizer, "bos_token_id", None)
+    return bos is not None and list(tokenizer("x", add_special_tokens=True)["input_ids"][:1]) == [bos]
+
+
+def _leading_bos(tokenizer: Any, text: str) -> tuple[list[int], str]:
+    """The BOS id to put first (if the tokenizer expects one) and ``text`` without a rendered BOS."""
+    if not expects_bos(tokenizer):
+        return [], text
+    token = getattr(tokenizer, "bos_token", None) or ""
+    return [tokenizer.bos_token_id], text[len(token):] if token and text.startswith(token) else text
+
+
 def _ids(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer(text, add_special_tokens=False)["input_ids"]) if text else []
 
@@ -88,10 +106,13 @@ def encode_prompt(tokenizer: Any, fmt: PromptFormat, instruction: str) -> Encode
     before, after = _prompt_halves(tokenizer, fmt, instruction)
     ecg = [fmt.placeholder_id] * fmt.num_ecg_tokens
     if fmt.placement == "start":
-        ids = ecg + _ids(tokenizer, after)
-        mask = [True] * len(ecg) + [False] * (len(ids) - len(ecg))
+        bos, after = _leading_bos(tokenizer, after)
+        tail = _ids(tokenizer, after)
+        ids = bos + ecg + tail
+        mask = [False] * len(bos) + [True] * len(ecg) + [False] * len(tail)
     else:
-        head = _ids(tokenizer, before)
+        bos, before = _leading_bos(tokenizer, before)
+        head = bos + _ids(tokenizer, before)
         tail = _ids(tokenizer, after)
         ids = head + ecg + tail
         mask = [False] * len(head) + [True] * len(ecg) + [False] * len(tail)

@@ -6,7 +6,9 @@ marked by ``ecg_mask``.
 ``kv`` (MEIT-style): one slot position at the start of the prompt is reserved. A forward pre-hook on
 the top-most attention module of each chosen decoder layer replaces the slot's ``hidden_states`` by
 the ECG embedding, so that layer's own (LoRA-adapted) q/k/v projections, k-norm, GQA, masks and KV
-cache turn it into one extra key/value pair. The slot sits first (position 0: no RoPE rotation).
+cache turn it into one extra key/value pair. The slot sits first (position 0: no RoPE rotation), or
+right after BOS when the tokenizer starts every text with one (position 1; BOS stays where the
+pretrained model expects it).
 The slot is identified by a boolean mask, never by a token id.
 """
 

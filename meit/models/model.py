@@ -14,6 +14,7 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from meit.config import ModelConfig
+from meit.data.prompts import expects_bos
 from meit.errors import ConfigError, DataError, ModelError
 from meit.findings import FINDINGS
 from meit.models.backbones import BackboneSpec, resolve_backbone
@@ -129,6 +130,7 @@ class MeitModel(nn.Module):
         self.num_ecg_tokens = cfg.num_ecg_tokens if cfg.fusion == "prefix" else 1
         self.ecg_placement: Literal["start", "inline"] = "start" if cfg.fusion == "kv" else "inline"
         self.ecg_placeholder_id = _placeholder_id(tokenizer)
+        self._expects_bos: bool | None = None  # read from the tokenizer on first use
         hf = self.hf_model
         accepted = inspect.signature(hf.forward).parameters
         self._accepts_position_ids = "position_ids" in accepted
@@ -262,10 +264,17 @@ class MeitModel(nn.Module):
         if self.ecg_placement == "start":
             first = attention_mask.long().argmax(dim=1)
             slot = ecg_mask.long().argmax(dim=1)
-            if bool((first != slot).any()):
+            # the slot opens the prompt: first, or right after BOS when the tokenizer starts every text with one
+            if self._expects_bos is None:
+                self._expects_bos = expects_bos(self.tokenizer)
+            expected = first + int(self._expects_bos)
+            leading = input_ids.gather(1, first[:, None])[:, 0]
+            if bool((expected != slot).any()) or (self._expects_bos and bool(
+                    (leading != self.tokenizer.bos_token_id).any())):
+                where = "the second, right after the tokenizer's BOS" if self._expects_bos else "the first"
                 raise DataError(
-                    "kv fusion: the ECG slot must be the first non-padding position of each row "
-                    f"(first attended positions {first.tolist()}, slots at {slot.tolist()})"
+                    f"kv fusion: the ECG slot must be {where} non-padding position of each row (expected at "
+                    f"{expected.tolist()}, slots at {slot.tolist()}, first tokens {leading.tolist()})"
                 )
 
     @staticmethod
