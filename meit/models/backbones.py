@@ -308,24 +308,45 @@ def cached_hub_folder(hub_id: str) -> Path | None:
     return None
 
 
-def _from_hub(hub_id: str) -> BackboneSpec:
-    cached = cached_hub_folder(hub_id)
-    if cached is not None:
-        spec = _from_folder(hub_id, cached)
-        return dataclasses.replace(spec, source=hub_id, notes=spec.notes.replace("local folder", "hub (cached)"))
-    if hub_offline():
-        raise OfflineError(
-            f"backbone '{hub_id}' is a hub id but HF_HUB_OFFLINE is set and it is not in the local cache; "
-            f"download it where there is network (huggingface-cli download {hub_id}) or name a local folder"
-        )
-    try:
-        from transformers import AutoConfig
+#: files of a hub checkpoint that decide its spec (family and template); the weights are not needed for that
+SPEC_FILES = ("config.json", "tokenizer_config.json", "chat_template.jinja", "chat_template.json")
 
-        config = AutoConfig.from_pretrained(hub_id)
-    except OSError as err:
+
+def _fetch_spec_files(hub_id: str) -> Path:
+    """Download (or find in the cache) the few small files the spec is read from; their snapshot folder."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
+
+    try:
+        folder = Path(hf_hub_download(hub_id, SPEC_FILES[0])).parent
+        for name in SPEC_FILES[1:]:
+            try:
+                hf_hub_download(hub_id, name)
+            except EntryNotFoundError:  # optional files: most checkpoints lack some of them
+                continue
+    except (OSError, EntryNotFoundError, HfHubHTTPError) as err:
         raise ModelError(f"backbone '{hub_id}': cannot fetch its config from the hub ({err})") from err
-    family = family_for_model_type(config.model_type, hub_id)
-    return _spec(hub_id, family, hub_id, "plain", "hub")
+    return folder
+
+
+def _from_hub(hub_id: str) -> BackboneSpec:
+    """A hub id's spec, read from the same files whether they were cached or are fetched now.
+
+    (The template once depended on that: a cached checkpoint with a chat template got ``chat``, the
+    same id fetched fresh got ``plain``.)
+    """
+    if hub_offline():
+        folder = cached_hub_folder(hub_id)
+        if folder is None:
+            raise OfflineError(
+                f"backbone '{hub_id}' is a hub id but HF_HUB_OFFLINE is set and it is not in the local cache; "
+                f"download it where there is network (huggingface-cli download {hub_id}) or name a local folder"
+            )
+        where = "hub (cached)"
+    else:
+        folder, where = _fetch_spec_files(hub_id), "hub"
+    spec = _from_folder(hub_id, folder)
+    return dataclasses.replace(spec, source=hub_id, notes=spec.notes.replace("local folder", where))
 
 
 def resolve_backbone(name_or_path: str) -> BackboneSpec:
