@@ -210,6 +210,18 @@ def test_generate_cache_equals_stepwise_and_left_padding(family, fusion):
         assert until_eos(batched[b].tolist(), eos) == reference, f"row {b}: left-padded batch differs"
 
 
+@pytest.mark.parametrize("family", ["tiny-llama", "tiny-gpt2", "tiny-bloom"])
+def test_kv_generation_without_a_cache_keeps_the_ecg(family):
+    """Without a KV cache every step recomputes the sequence; the slot must be re-armed each time (it was
+    read on the first call only, so from the second token on the report no longer saw the ECG)."""
+    model = cached_model(family, "kv")
+    eos = model.hf_model.generation_config.eos_token_id
+    for b in range(2):
+        r = row(make_batch(model, [8, 6], seed=7), b)
+        reference = until_eos(_stepwise(model, r, 6), eos)
+        assert until_eos(model.generate(*r[:4], max_new_tokens=6, use_cache=False)[0].tolist(), eos) == reference
+
+
 @pytest.mark.parametrize("fusion", FUSIONS)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_save_load_identical_logits(family, fusion, tmp_path):

@@ -48,6 +48,7 @@ class _SlotState:
     mask: torch.Tensor  # [B, L] bool
     active: bool = True
     prefill_only: bool = False
+    grows: bool = False  # generation without a KV cache: every step re-reads the prompt plus new tokens
 
 
 class KVSlotFusion:
@@ -82,8 +83,11 @@ class KVSlotFusion:
         self._handles.append(hf_model.register_forward_hook(self._after_model_call))
 
     # -- state ------------------------------------------------------------------------------
-    def set(self, embedding: torch.Tensor, mask: torch.Tensor, *, prefill_only: bool = False) -> None:
-        self.state = _SlotState(embedding=embedding, mask=mask.bool(), prefill_only=prefill_only)
+    def set(self, embedding: torch.Tensor, mask: torch.Tensor, *, prefill_only: bool = False,
+            grows: bool = False) -> None:
+        """Arm the slot: for one call (``prefill_only``, then it lives in the KV cache), for every call of a
+        cache-less generation whose sequences grow to the right (``grows``), or until cleared (training)."""
+        self.state = _SlotState(embedding=embedding, mask=mask.bool(), prefill_only=prefill_only, grows=grows)
 
     def clear(self) -> None:
         self.state = None
@@ -111,6 +115,8 @@ class KVSlotFusion:
             )
         batch, length = hidden.shape[:2]
         emb, mask = st.embedding, st.mask
+        if st.grows and mask.shape[1] < length:  # tokens generated so far sit right of the prompt
+            mask = torch.nn.functional.pad(mask, (0, length - mask.shape[1]), value=False)
         if mask.shape[1] != length:
             raise ModelError(
                 f"kv fusion: slot mask covers {mask.shape[1]} positions but the layer sees {length}; "

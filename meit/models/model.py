@@ -284,7 +284,7 @@ class MeitModel(nn.Module):
         return pos.masked_fill(attention_mask == 0, 0)
 
     def _llm_inputs(self, ecg, input_ids, attention_mask, ecg_mask, *, generating: bool,
-                    feats: torch.Tensor | None = None) -> dict[str, Any]:
+                    feats: torch.Tensor | None = None, cached: bool = True) -> dict[str, Any]:
         ecg_mask = ecg_mask.to(device=input_ids.device, dtype=torch.bool)
         self._check_masks(input_ids, attention_mask, ecg_mask)
         tokens = self._project(self._encoder_features(ecg) if feats is None else feats)
@@ -296,7 +296,9 @@ class MeitModel(nn.Module):
                 inputs["input_ids"] = input_ids
         else:
             assert self._kv is not None
-            self._kv.set(tokens, ecg_mask, prefill_only=generating)
+            # generating with a KV cache, the slot is read once (prefill) and then lives in the cache;
+            # without one, every step recomputes the whole sequence and must see the slot again
+            self._kv.set(tokens, ecg_mask, prefill_only=generating and cached, grows=generating and not cached)
             inputs["input_ids"] = input_ids
         if not generating and self._accepts_position_ids:
             inputs["position_ids"] = self.position_ids(attention_mask)
@@ -421,7 +423,8 @@ class MeitModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            inputs = self._llm_inputs(ecg, input_ids, attention_mask, ecg_mask, generating=True)
+            cached = kwargs.get("use_cache", gen_cfg.use_cache is not False) is not False
+            inputs = self._llm_inputs(ecg, input_ids, attention_mask, ecg_mask, generating=True, cached=cached)
             out = self.llm.generate(**inputs, **kwargs)
         finally:
             if self._kv is not None:
