@@ -115,7 +115,6 @@ class DataConfig(_Section):
         "length (s) signals are read at when model.encoder_seconds is unset; default: as stored"))
     train_split: str = "train"
     eval_split: str = "validation"
-    test_split: str = "test"
     num_workers: int = Field(0, ge=0)
     group_by_length: bool = False
     balance_findings: float = Field(0.0, ge=0.0, le=1.0, description=(
@@ -306,6 +305,19 @@ def _sections_of(annotation: Any) -> list[type[BaseModel]]:
 VALID_KEYS: tuple[str, ...] = tuple(_valid_keys(Recipe))
 
 
+#: keys that once validated but were never read; naming them is an error that says what to use instead
+RETIRED_KEYS: dict[str, str] = {
+    "data.test_split": "it was never read: the split `meit eval` and the quickstart score is eval.split",
+}
+
+
+def _unknown_key_hint(key: str, schema: type[BaseModel]) -> str:
+    if key in RETIRED_KEYS:
+        return f" (removed: {RETIRED_KEYS[key]})"
+    hint = closest_key(key, schema)
+    return f"; did you mean '{hint}'?" if hint else ""
+
+
 def closest_key(key: str, schema: type[BaseModel] = Recipe) -> str | None:
     """The valid key of ``schema`` that most resembles ``key`` (for 'did you mean')."""
     matches = difflib.get_close_matches(key, _valid_keys(schema), n=1, cutoff=0.5)
@@ -317,9 +329,7 @@ def _format_validation_error(err: ValidationError, source: str, schema: type[Bas
     for item in err.errors():
         key = ".".join(str(p) for p in item["loc"])
         if item["type"] == "extra_forbidden":
-            hint = closest_key(key, schema)
-            suggestion = f"; did you mean '{hint}'?" if hint else ""
-            lines.append(f"  unknown key '{key}'{suggestion}")
+            lines.append(f"  unknown key '{key}'{_unknown_key_hint(key, schema)}")
         else:
             lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
     return "\n".join(lines)
@@ -346,9 +356,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], schema: type[Bas
         path, value = parse_override(text)
         dotted = ".".join(path)
         if dotted not in valid:
-            hint = closest_key(dotted, schema)
-            suggestion = f"; did you mean '{hint}'?" if hint else ""
-            raise ConfigError(f"unknown key '{dotted}' in override '{text}'{suggestion}")
+            raise ConfigError(f"unknown key '{dotted}' in override '{text}'{_unknown_key_hint(dotted, schema)}")
         node = data
         for part in path[:-1]:
             child = node.get(part)

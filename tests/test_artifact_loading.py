@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
 import torch
 
 from meit.config import ModelConfig
@@ -58,3 +59,16 @@ def test_encoder_builder_settings_survive_save_and_load(tmp_path):
     again = MeitModel.from_pretrained(saved).eval()
     assert again.encoder.builder_kwargs == {"base_width": 4}
     assert torch.equal(_logits(model), _logits(again))
+
+
+def test_init_from_refuses_model_keys_it_would_ignore_and_applies_load_time_ones(tmp_path):
+    from meit.config import load_recipe
+    from meit.errors import ConfigError
+    from meit.training.setup import build_model
+
+    saved = make_model("tiny-llama", "kv").save_pretrained(tmp_path / "m")
+    start = [f"train.init_from={saved}", "data.fs=50", "data.seconds=2"]
+    with pytest.raises(ConfigError, match=r"model.fusion='prefix' \(artifact: 'kv'\).*model.llm='tiny-gpt2'"):
+        build_model(load_recipe(None, [*start, "model.llm=tiny-gpt2", "model.fusion=prefix"]))
+    agreeing = build_model(load_recipe(None, [*start, "model.llm=tiny-llama", "model.max_length=64"]))
+    assert agreeing.cfg.llm == "tiny-llama" and agreeing.cfg.max_length == 64  # max_length: a load-time key

@@ -36,6 +36,8 @@ ENCODER_FILE = "encoder.safetensors"
 PROJECTOR_FILE = "projector.safetensors"
 FINDING_HEAD_FILE = "finding_head.safetensors"
 ADAPTER_DIR = "adapter"
+#: ModelConfig fields a reload may change (how the weights are held and run, not what they are)
+LOAD_OVERRIDES = frozenset({"quantization", "dtype", "gradient_checkpointing", "trust_remote_code", "max_length"})
 LLM_DIR = "llm"
 
 
@@ -160,10 +162,9 @@ def load_model(
     if meta.get("format") != ARTIFACT_FORMAT or meta.get("format_version", 0) > ARTIFACT_VERSION:
         raise ModelError(f"{meta_file}: unsupported artifact format {meta.get('format')!r} "
                          f"v{meta.get('format_version')} (this meit reads v{ARTIFACT_VERSION})")
-    allowed = {"quantization", "dtype", "gradient_checkpointing", "trust_remote_code", "max_length"}
-    bad = set(overrides) - allowed
+    bad = set(overrides) - LOAD_OVERRIDES
     if bad:
-        raise ConfigError(f"cannot override {sorted(bad)} when loading an artifact (allowed: {sorted(allowed)})")
+        raise ConfigError(f"cannot override {sorted(bad)} when loading an artifact (allowed: {sorted(LOAD_OVERRIDES)})")
     stored = dict(meta["model_config"])
     if stored.get("trust_remote_code") and not overrides.get("trust_remote_code"):
         log.warning("%s was built with trust_remote_code=True; it is loaded without it. Running the backbone's own "

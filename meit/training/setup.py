@@ -12,6 +12,7 @@ from meit.config import Recipe
 from meit.data.dataset import EcgReportDataset, get_split, load_prepared, report_dataset
 from meit.data.prompts import PromptFormat
 from meit.data.stored_rate import data_rate
+from meit.errors import ConfigError
 
 
 def _uses_deepspeed() -> bool:
@@ -82,9 +83,32 @@ def build_model(recipe: Recipe) -> Any:
 
     torch.manual_seed(recipe.seed)
     if recipe.train.init_from:
-        return MeitModel.from_pretrained(recipe.train.init_from)
+        return model_from_artifact(recipe)
     fs, seconds = data_rate(recipe.data)
     return MeitModel.build(recipe.model, data_fs=fs, data_seconds=seconds)
+
+
+def model_from_artifact(recipe: Recipe) -> Any:
+    """``train.init_from``'s artifact, with the recipe's load-time model keys applied.
+
+    The artifact decides what the model is; a ``model.*`` key the recipe sets explicitly must either be
+    one a reload may change (dtype, quantisation, …: applied) or agree with the artifact. Anything else
+    was silently ignored before; now it is an error naming the keys.
+    """
+    from meit.models import MeitModel
+    from meit.models.model_artifact import LOAD_OVERRIDES
+
+    explicit = recipe.model.model_fields_set
+    model = MeitModel.from_pretrained(
+        recipe.train.init_from, **{key: getattr(recipe.model, key) for key in explicit & LOAD_OVERRIDES})
+    differing = {key: (getattr(recipe.model, key), getattr(model.cfg, key)) for key in sorted(explicit - LOAD_OVERRIDES)
+                 if getattr(recipe.model, key) != getattr(model.cfg, key) and getattr(recipe.model, key) != "auto"}
+    if differing:
+        listed = "; ".join(f"model.{key}={mine!r} (artifact: {theirs!r})" for key, (mine, theirs) in differing.items())
+        raise ConfigError(f"train.init_from={recipe.train.init_from} decides the model, but the recipe sets {listed}. "
+                          f"Remove these keys, or start from scratch without train.init_from. Keys a reload may "
+                          f"change: {', '.join(f'model.{k}' for k in sorted(LOAD_OVERRIDES))}")
+    return model
 
 
 def check_data(recipe: Recipe, splits: list[str]) -> None:
