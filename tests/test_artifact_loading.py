@@ -72,3 +72,17 @@ def test_init_from_refuses_model_keys_it_would_ignore_and_applies_load_time_ones
         build_model(load_recipe(None, [*start, "model.llm=tiny-gpt2", "model.fusion=prefix"]))
     agreeing = build_model(load_recipe(None, [*start, "model.llm=tiny-llama", "model.max_length=64"]))
     assert agreeing.cfg.llm == "tiny-llama" and agreeing.cfg.max_length == 64  # max_length: a load-time key
+
+
+def test_a_misshaped_weight_file_is_named_not_a_raw_size_error(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from meit.errors import ModelError
+
+    saved = make_model("tiny-llama", "kv").save_pretrained(tmp_path / "m")
+    projector = load_file(str(saved / "projector.safetensors"))
+    name = next(iter(projector))
+    projector[name] = torch.zeros(*[size + 1 for size in projector[name].shape])
+    save_file(projector, str(saved / "projector.safetensors"))
+    with pytest.raises(ModelError, match=rf"projector.safetensors does not fit .*wrong shape: {name} \(file"):
+        MeitModel.from_pretrained(saved)

@@ -23,6 +23,7 @@ from meit.data.contract import EncoderContract
 from meit.errors import ConfigError, ModelError
 from meit.models.backbones import BackboneSpec
 from meit.models.encoders import build_encoder
+from meit.models.encoders.artifact import state_fit_problems
 from meit.models.loading import is_peft, load_llm, load_tokenizer, quiet_peft_warnings
 from meit.models.projectors import build_projector
 from meit.publish import staged_folder
@@ -219,9 +220,11 @@ def load_model(
     return model
 
 def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ModelError(f"{where} does not fit the configured module: missing {missing}, unexpected {unexpected}")
+    """Load every tensor or fail with the keys and shapes that do not fit (never torch's raw size error)."""
+    problem = state_fit_problems(module, state, where, role="model")
+    if problem:
+        raise ModelError(problem)
+    module.load_state_dict(state, strict=True)
 
 
 def _versions() -> dict[str, str]:

@@ -209,12 +209,14 @@ def check_artifact_matches(meta: EncoderArtifactMeta, encoder_name: str | None, 
     )
 
 
-def state_fit_problems(encoder: nn.Module, state: Mapping[str, torch.Tensor], where: str | Path) -> str | None:
-    """None when ``state`` loads strictly into ``encoder``; otherwise every missing/unexpected/misshaped key."""
+def state_fit_problems(encoder: nn.Module, state: Mapping[str, torch.Tensor], where: str | Path,
+                       role: str = "encoder") -> str | None:
+    """None when ``state`` loads strictly into ``encoder`` (any module: ``role`` names it in the message);
+    otherwise every missing/unexpected/misshaped key, so a mismatch is never torch's raw size error."""
     own = encoder.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} (file {list(state[k].shape)}, encoder {list(own[k].shape)})"
+    shapes = [f"{k} (file {list(state[k].shape)}, {role} {list(own[k].shape)})"
               for k in own if k in state and state[k].shape != own[k].shape]
     if not (missing or unexpected or shapes):
         return None
