@@ -131,16 +131,30 @@ def process_item(item: Item, policy: SignalPolicy) -> Outcome:
 def preprocessing_description(policy: SignalPolicy) -> dict:
     """The manifest's human-readable account of what happened to every signal."""
     return {
-        "units": "physical values from the header (wfdb physical=True) converted to millivolts",
+        "units": (
+            "physical values from the header (wfdb physical=True) converted to millivolts from mV, uV/µV, V "
+            "or nV; other units reject the record (unknown_units)"
+        ),
         "lead_order": (
             "the 12 standard leads matched by name, case-insensitive, written in canonical order; other "
             "signals (e.g. Frank leads vx, vy, vz) dropped and recorded as dropped_leads"
         ),
         "nan_repair": f"non-finite runs up to {policy.max_gap_seconds} s linearly interpolated per lead",
-        "missing_lead": (
-            "a lead with no finite sample or a longer gap is zero-filled and recorded"
-            if policy.missing_lead == "zero" else "a lead with no finite sample or a longer gap rejects the record"
-        ),
+        "missing_lead": {
+            "repair": (
+                f"a longer non-finite run, a lead without finite samples or a dead flat limb lead is a missing "
+                f"span: a limb lead's span is rebuilt from two other limb leads valid over it (Einthoven/"
+                f"Goldberger), any other span is blanked to 0 mV (only the span); both recorded with lead and "
+                f"seconds; records with more than {policy.max_blanked_fraction:.0%} of samples blanked rejected"
+            ),
+            "zero": (
+                f"a longer non-finite run, a lead without finite samples or a dead flat limb lead is blanked to "
+                f"0 mV over that span only (no rebuilding) and recorded; records with more than "
+                f"{policy.max_blanked_fraction:.0%} of samples blanked rejected"
+            ),
+            "reject": "a longer non-finite run, a lead without finite samples or a dead flat limb lead rejects "
+                      "the record",
+        }[policy.missing_lead],
         "resample": f"polyphase (scipy.signal.resample_poly) to {policy.fs} Hz when the header differs",
         "length": (
             f"first {policy.seconds} s kept ({policy.samples} samples); records of at least "

@@ -102,8 +102,36 @@ def _compact(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _read_measurements(path: Path, wanted: set[int] | None) -> tuple[pd.DataFrame, dict[str, str]]:
-    """study_id → cleaned report, raw fields and the other measurement columns, read in chunks."""
+def _duplicates(table: pd.DataFrame, path: Path) -> tuple[pd.DataFrame, int, dict[int, str]]:
+    """One row per study_id: identical repeated rows dropped (counted); differing ones named for rejection.
+
+    Returns the table, the number of identical rows dropped and, per study_id with differing rows,
+    the reject detail (which columns differ). Keeping either of two differing reports would be a guess.
+    """
+    identical = table.duplicated(keep="first")
+    dropped = int(identical.sum())
+    if dropped:
+        table = table[~identical]
+    repeated = table["study_id"].duplicated(keep=False)
+    conflicts: dict[int, str] = {}
+    if repeated.any():
+        for study, group in table[repeated].groupby("study_id", sort=True):
+            differ = [c for c in group.columns
+                      if c not in ("study_id", "report") and group[c].nunique(dropna=False) > 1]
+            named = ", ".join("report_0…17" if c == "report_raw" else c for c in differ)
+            conflicts[int(study)] = f"{len(group)} rows for study_id {study} in {path.name} differ in {named}"
+        table = table.drop_duplicates("study_id", keep="first")
+    return table, dropped, conflicts
+
+
+def _read_measurements(
+    path: Path, wanted: set[int] | None
+) -> tuple[pd.DataFrame, dict[str, str], int, dict[int, str]]:
+    """study_id → cleaned report, raw fields and the other measurement columns, read in chunks.
+
+    Also returns the number of identical repeated rows dropped and the study_ids whose rows differ
+    (see :func:`_duplicates`).
+    """
     import pandas as pd
 
     from data_prep.tables import column_feature, read_table
@@ -132,10 +160,11 @@ def _read_measurements(path: Path, wanted: set[int] | None) -> tuple[pd.DataFram
         raise DataError(f"{path}: cannot be read as CSV ({type(err).__name__}: {err})") from None
     table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["study_id", "report"])
     del parts
-    table = _compact(table.drop_duplicates("study_id", keep="first"))
+    table, dropped, conflicts = _duplicates(table, path)
+    table = _compact(table)
     extras = [c for c in table.columns if c not in {"study_id", "report", "report_raw"} and c not in _RESERVED]
     kinds = {c: column_feature(table[c])[0] for c in extras}
-    return table, kinds
+    return table, kinds, dropped, conflicts
 
 
 def _read_record_list(path: Path, limit: int | None) -> pd.DataFrame:
@@ -161,8 +190,12 @@ def _read_record_list(path: Path, limit: int | None) -> pd.DataFrame:
 
 def _item_table(
     root: Path, ratios: tuple[float, float, float], seed: int, limit: int | None
-) -> tuple[ItemTable, dict[str, str], dict[str, int]]:
-    """The input records as an ItemTable, intermediates freed before the signals are read."""
+) -> tuple[ItemTable, dict[str, str], dict[str, int], list[dict], dict[str, int]]:
+    """The input records as an ItemTable, intermediates freed before the signals are read.
+
+    Also returns the records rejected from the tables alone (differing measurement rows) and the
+    manifest's account of repeated measurement rows.
+    """
     import pandas as pd
 
     from data_prep.items import ItemTable
@@ -170,11 +203,19 @@ def _item_table(
 
     records = _read_record_list(root / "record_list.csv", limit)
     wanted = set(records["study_id"].tolist()) if limit is not None else None
-    measurements, kinds = _read_measurements(root / "machine_measurements.csv", wanted)
+    measurements, kinds, identical, conflicts = _read_measurements(root / "machine_measurements.csv", wanted)
     measurements = measurements.astype({"study_id": "int64"})
     merged = records.merge(measurements, on="study_id", how="left", sort=False)
     del records, measurements
-    split_of = assign_splits(merged["subject_id"].to_numpy(), ratios, seed)
+    split_of = assign_splits(merged["subject_id"].to_numpy(), ratios, seed)  # rejected records included
+    conflicting = merged["study_id"].isin(list(conflicts))
+    pre_rejects = [{"id": str(study), "reason": "duplicate_measurements", "detail": conflicts[study]}
+                   for study in merged.loc[conflicting, "study_id"].tolist()]
+    if pre_rejects:
+        log.warning("%d records rejected: machine_measurements.csv has differing rows for them", len(pre_rejects))
+        merged = merged[~conflicting].reset_index(drop=True)
+    duplicates = {"identical_rows_dropped": identical, "studies_with_differing_rows": len(conflicts),
+                  "records_rejected": len(pre_rejects)}
     prefix = str(root) + os.sep
     frame = pd.DataFrame({
         "id": merged["study_id"].astype(str).astype("string[pyarrow]"),
@@ -190,7 +231,7 @@ def _item_table(
     del merged
     extra_kinds = {"study_id": "int", "ecg_time": "str", "report_raw": "str", **kinds}
     patients = {name: sum(1 for v in split_of.values() if v == name) for name in SPLITS}
-    return ItemTable(frame, extra_kinds), extra_kinds, patients
+    return ItemTable(frame, extra_kinds), extra_kinds, patients, pre_rejects, duplicates
 
 
 def prepare_mimic_iv_ecg(
@@ -204,7 +245,8 @@ def prepare_mimic_iv_ecg(
     seconds: float = 10.0,
     min_seconds: float | None = None,
     max_gap_seconds: float = 0.2,
-    missing_lead: str = "zero",
+    missing_lead: str = "repair",
+    max_blanked_fraction: float = 0.5,
     shard_size: int | None = None,
     limit: int | None = None,
     overwrite: bool = False,
@@ -226,8 +268,9 @@ def prepare_mimic_iv_ecg(
     policy = SignalPolicy(
         fs=target_fs, seconds=seconds, min_seconds=min_seconds,
         max_gap_seconds=max_gap_seconds, missing_lead=missing_lead,  # type: ignore[arg-type]
+        max_blanked_fraction=max_blanked_fraction,
     )
-    table, extra_kinds, patients = _item_table(root_path, ratios, seed, limit)
+    table, extra_kinds, patients, pre_rejects, duplicates = _item_table(root_path, ratios, seed, limit)
     features = {**base_features(policy.samples), **_features(extra_kinds)}
     manifest = {
         "source": "mimic-iv-ecg",
@@ -242,15 +285,17 @@ def prepare_mimic_iv_ecg(
         },
         "preprocessing": preprocessing_description(policy),
         "extra_columns": list(extra_kinds),
+        "measurement_duplicates": duplicates,
     }
     config = {
         "source": "mimic-iv-ecg", "root": str(root_path), "fs": policy.fs, "seconds": seconds,
         "min_seconds": policy.minimum_seconds, "max_gap_seconds": max_gap_seconds,
-        "missing_lead": missing_lead, "seed": seed, "ratios": list(ratios), "limit": limit,
+        "missing_lead": missing_lead, "max_blanked_fraction": max_blanked_fraction, "seed": seed,
+        "ratios": list(ratios), "limit": limit,
     }
     return run_prepare(
-        table, out, features=features, policy=policy, manifest=manifest,
-        config=config, workers=workers, shard_size=shard_size, overwrite=overwrite, progress=progress,
+        table, out, features=features, policy=policy, manifest=manifest, config=config, workers=workers,
+        shard_size=shard_size, pre_rejects=pre_rejects, overwrite=overwrite, progress=progress,
     )
 
 

@@ -136,7 +136,8 @@ def prepare_ptbxl(
     seconds: float = 10.0,
     min_seconds: float | None = None,
     max_gap_seconds: float = 0.2,
-    missing_lead: str = "zero",
+    missing_lead: str = "repair",
+    max_blanked_fraction: float = 0.5,
     keep_columns: list[str] | None = None,
     clean_reports: bool = True,
     scp_thresholds: tuple[float, float] = (50.0, 100.0),
@@ -171,6 +172,7 @@ def prepare_ptbxl(
     policy = SignalPolicy(
         fs=target_fs, seconds=seconds, min_seconds=min_seconds,
         max_gap_seconds=max_gap_seconds, missing_lead=missing_lead,  # type: ignore[arg-type]
+        max_blanked_fraction=max_blanked_fraction,
     )
     db_path = root_path / "ptbxl_database.csv"
     required = ("ecg_id", "patient_id", "strat_fold", filename_col)
@@ -235,7 +237,8 @@ def prepare_ptbxl(
         "source": "ptbxl", "root": str(root_path), "records_dir": source, "report": report,
         **report_config,
         "fs": policy.fs, "seconds": seconds, "min_seconds": policy.minimum_seconds,
-        "max_gap_seconds": max_gap_seconds, "missing_lead": missing_lead, "keep_columns": kept,
+        "max_gap_seconds": max_gap_seconds, "missing_lead": missing_lead,
+        "max_blanked_fraction": max_blanked_fraction, "keep_columns": kept,
         "seed": seed, "limit": limit,
     }
     return run_prepare(

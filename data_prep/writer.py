@@ -31,7 +31,7 @@ from meit import __version__
 from meit.errors import ConfigError, DataError
 from meit.leads import CANONICAL_LEADS
 from meit.publish import OWNER_MARKER, atomic_write_text, mark_owned
-from meit.records import DROPPED_LEADS, SignalPolicy
+from meit.records import DROPPED_LEADS, SIGNAL_POLICY_VERSION, SignalPolicy
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -243,6 +243,7 @@ def _finalise(
     by_reason: Counter[str] = Counter()
     repairs: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
+    spans: dict[str, dict] = {}
     rejects_hash = hashlib.sha256()
     rejected_tmp = out / "rejected.jsonl.tmp"
     info = {"citation": "", "description": f"meit prep {manifest['source']}", "features": features.to_dict(),
@@ -268,6 +269,7 @@ def _finalise(
                 counts[split] += marker["rows"]
                 repairs.update(marker.get("repairs", {}))
                 dropped.update(marker.get("dropped_leads", {}))
+                _merge_span_repairs(spans, marker.get("repair_spans", {}))
             total.update(split.encode() + split_hash.digest())
             state = {
                 "_data_files": [{"filename": s.file_name} for s in mine],
@@ -292,6 +294,7 @@ def _finalise(
         "rejected_by_reason": dict(sorted(by_reason.items())),
         "repaired_records_by_kind": dict(sorted(repairs.items())),
         "dropped_leads": dict(sorted(dropped.items())),
+        "repair_spans_by_kind": _span_manifest(spans),
         "content_hash": "sha256:" + total.hexdigest(),
     }
     atomic_write_text(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -340,7 +343,8 @@ def run_prepare(
     inputs_hash = hashlib.sha256(
         (items.fingerprint() + json.dumps(pre_rejects, sort_keys=True)).encode()
     ).hexdigest()
-    config = {**config, "shard_size": shard_size, "inputs_hash": inputs_hash, "format_version": FORMAT_VERSION}
+    config = {**config, "shard_size": shard_size, "inputs_hash": inputs_hash, "format_version": FORMAT_VERSION,
+              "signal_policy_version": SIGNAL_POLICY_VERSION}
     done_manifest = _claim_output(out_path, config, overwrite)
     if done_manifest is not None:
         log.info("%s already holds this prepared dataset; nothing to do", out_path)
@@ -371,6 +375,45 @@ def run_prepare(
     return _finalise(out_path, shards, Features(features), manifest, pre_rejects)
 
 
+#: repair kinds that name a lead and a span of the record (``kind:lead:t0-t1 s[:how]``)
+SPAN_REPAIRS = ("rebuilt", "blanked")
+
+
+def add_span_repairs(totals: dict[str, dict], entries: list[str]) -> None:
+    """Count the rebuilt / blanked spans of one record into ``totals`` (per kind: spans, ms, per lead).
+
+    Milliseconds are integers, so the sums do not depend on how records are cut into shards.
+    """
+    for entry in entries:
+        kind, _, rest = entry.partition(":")
+        if kind not in SPAN_REPAIRS:
+            continue
+        lead, span = rest.split(":", 2)[:2]
+        start, end = (float(v) for v in span.removesuffix(" s").split("-"))
+        into = totals.setdefault(kind, {"spans": 0, "ms": 0, "by_lead": {}})
+        into["spans"] += 1
+        into["ms"] += round(end * 1000) - round(start * 1000)
+        into["by_lead"][lead] = into["by_lead"].get(lead, 0) + 1
+
+
+def _merge_span_repairs(totals: dict[str, dict], shard: dict[str, dict]) -> None:
+    for kind, counts in shard.items():
+        into = totals.setdefault(kind, {"spans": 0, "ms": 0, "by_lead": {}})
+        into["spans"] += counts["spans"]
+        into["ms"] += counts["ms"]
+        for lead, n in counts["by_lead"].items():
+            into["by_lead"][lead] = into["by_lead"].get(lead, 0) + n
+
+
+def _span_manifest(totals: dict[str, dict]) -> dict[str, dict]:
+    """Per kind: number of spans, their total seconds and spans per lead (canonical lead order)."""
+    return {
+        kind: {"spans": c["spans"], "seconds": c["ms"] / 1000,
+               "by_lead": {lead: c["by_lead"][lead] for lead in CANONICAL_LEADS if lead in c["by_lead"]}}
+        for kind, c in sorted(totals.items())
+    }
+
+
 def build_shard(shard: Shard, items: list[Item], out_dir: str, feats: Features, policy: SignalPolicy) -> int:
     """Worker entry point: process one shard's records and make the shard durable.
 
@@ -382,12 +425,14 @@ def build_shard(shard: Shard, items: list[Item], out_dir: str, feats: Features, 
     digests: list[bytes] = []
     repairs: Counter[str] = Counter()
     dropped: Counter[str] = Counter()
+    spans: dict[str, dict] = {}
     for item in items:
         outcome = process_item(item, policy)
         if outcome.row is not None:
             rows.append(outcome.row)
             digests.append(outcome.digest)
             repairs.update({entry.split(":", 1)[0] for entry in outcome.row["repairs"]})
+            add_span_repairs(spans, outcome.row["repairs"])
             for entry in outcome.row["repairs"]:
                 if entry.startswith(f"{DROPPED_LEADS}:"):
                     dropped.update(entry.split(":", 1)[1].split(","))
@@ -396,7 +441,7 @@ def build_shard(shard: Shard, items: list[Item], out_dir: str, feats: Features, 
     out_path = Path(out_dir)
     _write_shard(out_path / shard.split / shard.file_name, rows, feats)
     marker = {"rows": len(rows), "digests": b"".join(digests).hex(), "rejects": rejects,
-              "repairs": dict(repairs), "dropped_leads": dict(dropped)}
+              "repairs": dict(repairs), "dropped_leads": dict(dropped), "repair_spans": spans}
     atomic_write_text(out_path / WORK_DIR / "markers" / f"{shard.key}.json", json.dumps(marker, sort_keys=True))
     return len(items)
 

@@ -39,13 +39,20 @@ class RawFixture:
 
 
 def synthetic_signal(rng: np.random.Generator, fs: int, seconds: float) -> np.ndarray:
-    """A smooth, non-flat (12, T) millivolt signal, quantised to the stored resolution."""
+    """A smooth, non-flat (12, T) millivolt signal, quantised to the stored resolution.
+
+    As on a real electrocardiograph, III, aVR, aVL and aVF are computed from I and II (Einthoven,
+    Goldberger) and then quantised, so rebuilding a limb lead from two others is exact to that step.
+    """
     t = np.arange(round(fs * seconds)) / fs
     rate = rng.uniform(0.8, 1.6)
     beats = np.exp(-(((t * rate) % 1.0) - 0.3) ** 2 / 0.002)
     amps = rng.uniform(0.3, 1.5, size=(12, 1)) * rng.choice([-1.0, 1.0], size=(12, 1))
     wander = 0.05 * np.sin(2 * np.pi * 0.3 * t + rng.uniform(0, 6, size=(12, 1)))
     sig = amps * beats + wander
+    lead_i, lead_ii = sig[0].copy(), sig[1].copy()
+    sig[2], sig[3] = lead_ii - lead_i, -(lead_i + lead_ii) / 2
+    sig[4], sig[5] = lead_i - lead_ii / 2, lead_ii - lead_i / 2
     return np.round(sig * GAIN) / GAIN
 
 
@@ -74,9 +81,9 @@ def _apply_quirk(quirk: str, rng: np.random.Generator, sig: np.ndarray, names: l
         file_sig[v2, 100:104] = np.nan
         x = np.arange(sig.shape[1])
         stored[v2, 100:104] = np.interp(x[100:104], [99, 104], [sig[v2, 99], sig[v2, 104]])
-    elif quirk == "nan_lead":
+    elif quirk == "nan_lead":  # a limb lead without samples is rebuilt from I and II
         file_sig[avl, :] = np.nan
-        stored[avl, :] = 0.0
+        stored[avl, :] = sig[lower.index("i")] - sig[lower.index("ii")] / 2
     elif quirk == "all_nan":
         file_sig[:] = np.nan
     elif quirk == "unknown_lead":
@@ -94,7 +101,7 @@ QUIRKS: dict[str, tuple[str | None, list[str]]] = {
     "ok": (None, []),
     "shuffled": (None, []),
     "nan_run": (None, ["interpolated:V2"]),
-    "nan_lead": (None, ["zero_filled:aVL"]),
+    "nan_lead": (None, ["rebuilt:aVL:0.000-10.000 s:from I,II"]),
     "missing_dat": ("missing_dat", []),
     "truncated_dat": ("truncated_dat", []),
     "missing_hea": ("missing_hea", []),

@@ -72,3 +72,58 @@ def test_bad_options_exit_2(tmp_path, extra, capsys):
     code = main(["prep", "ptbxl", str(raw.root), str(tmp_path / "o"), "--source", "records100",
                  "--no-progress", *extra])
     assert code == 2, capsys.readouterr().err
+
+
+def test_every_record_rejected_exits_7_after_writing_the_manifest(tmp_path, capsys):
+    from meit.cli.prep_cmd import EXIT_NOTHING_KEPT
+
+    raw = make_ptbxl(tmp_path / "raw", 3, fs=100, quirks=False)
+    for dat in (raw.root / "records100").rglob("*.dat"):
+        dat.unlink()
+    out = tmp_path / "out"
+    code = main(["prep", "ptbxl", str(raw.root), str(out), "--source", "records100", "--workers", "1",
+                 "--no-progress"])
+    assert code == EXIT_NOTHING_KEPT == 7
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rejected_by_reason"] == {"missing_dat": 3} and sum(manifest["counts"].values()) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["rejected"] == 3  # the summary is printed as on success
+    assert "no record was kept" in captured.err and "missing_dat 3" in captured.err
+    # the finished folder gives the same answer when the command is run again
+    assert main(["prep", "ptbxl", str(raw.root), str(out), "--source", "records100", "--no-progress"]) == 7
+
+
+def test_unexpected_errors_exit_8_and_are_named(tmp_path, capsys, monkeypatch):
+    import data_prep.items
+    from meit.cli.prep_cmd import EXIT_UNEXPECTED_ERRORS
+
+    real_read = data_prep.items.read_signal
+
+    def flaky(path, policy):
+        if path.endswith("00002_lr"):
+            raise RuntimeError("a bug in the reader")
+        return real_read(path, policy)
+
+    monkeypatch.setattr(data_prep.items, "read_signal", flaky)
+    raw = make_ptbxl(tmp_path / "raw", 4, fs=100, quirks=False)
+    out = tmp_path / "out"
+    code = main(["prep", "ptbxl", str(raw.root), str(out), "--source", "records100", "--workers", "1",
+                 "--no-progress"])
+    assert code == EXIT_UNEXPECTED_ERRORS == 8
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rejected_by_reason"] == {"unexpected_error": 1} and sum(manifest["counts"].values()) == 3
+    err = capsys.readouterr().err
+    assert "1 of 4 records failed with an unexpected error" in err
+    assert "2: RuntimeError: a bug in the reader" in err and "rejected.jsonl" in err
+
+
+def test_new_repair_options_reach_the_manifest(tmp_path, capsys):
+    raw = make_ptbxl(tmp_path / "raw", 2, fs=100, quirks=False)
+    out = tmp_path / "out"
+    assert main(["prep", "ptbxl", str(raw.root), str(out), "--source", "records100", "--missing-lead", "zero",
+                 "--max-blanked", "0.25", "--no-progress"]) == 0
+    config = json.loads((out / "manifest.json").read_text())["config"]
+    assert config["missing_lead"] == "zero" and config["max_blanked_fraction"] == 0.25
+    assert main(["prep", "ptbxl", str(raw.root), str(tmp_path / "o2"), "--source", "records100",
+                 "--max-blanked", "1.5", "--no-progress"]) == 2
+    assert "max_blanked_fraction" in capsys.readouterr().err

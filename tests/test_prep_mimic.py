@@ -125,3 +125,22 @@ def test_record_without_measurements_is_rejected(tmp_path):
     m = prepare_mimic_iv_ecg(raw.root, tmp_path / "o", fs=100, progress=False)
     assert _rejected(tmp_path / "o") == {"50000002": "empty_report"}
     assert m["inputs"] == 4
+
+
+def test_repeated_measurement_rows_are_counted_or_rejected_never_silent(tmp_path):
+    raw = make_mimic(tmp_path / "r", 4, fs=100, quirks=False)
+    path = raw.root / "machine_measurements.csv"
+    mm = pd.read_csv(path)
+    same = mm[mm["study_id"] == 50000001]  # an identical repeat: harmless, dropped and counted
+    other = mm[mm["study_id"] == 50000002].assign(report_0="Atrial flutter", rr_interval=1)  # which one is right?
+    pd.concat([mm, same, other, other]).to_csv(path, index=False)
+    out = tmp_path / "o"
+    m = prepare_mimic_iv_ecg(raw.root, out, fs=100, progress=False)
+    assert m["measurement_duplicates"] == {"identical_rows_dropped": 2, "studies_with_differing_rows": 1,
+                                           "records_rejected": 1}
+    rejected = [json.loads(x) for x in (out / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["reason"]) for r in rejected] == [("50000002", "duplicate_measurements")]
+    assert rejected[0]["detail"] == ("2 rows for study_id 50000002 in machine_measurements.csv differ in "
+                                     "rr_interval, report_0…17")
+    assert m["inputs"] == 4 and sum(m["counts"].values()) == 3
+    assert str(_rows(out)["50000001"]["report"]) == "sinus tachycardia. left axis deviation. abnormal ecg"

@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="meit",
         description="Instruction-tune LLMs to write clinical reports from 12-lead ECGs.",
         epilog="Exit codes: 0 ok, 1 unexpected error, 2 bad config/option, 3 bad data, "
-        "4 model/checkpoint problem, 5 needs a download while offline, 6 training failure, 130 interrupted.",
+        "4 model/checkpoint problem, 5 needs a download while offline, 6 training failure, 7 `meit prep` kept no "
+        "record, 8 `meit prep` had unexpected per-record errors (its output is complete), 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version=f"meit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

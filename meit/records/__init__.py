@@ -7,17 +7,30 @@ queries read a record in exactly one way without depending on each other.
 
 from __future__ import annotations
 
-from meit.records.reader import DROPPED_LEADS, read_ecg_file, read_signal
-from meit.records.repair import REJECT_REASONS, RecordRejected, SignalPolicy, repair_signal
-from meit.records.wfdb_header import Header, parse_header, read_header, select_leads
+from meit.records.reader import DROPPED_LEADS, read_ecg, read_ecg_file, read_signal
+from meit.records.repair import (
+    LIMB_LEADS,
+    REJECT_REASONS,
+    SIGNAL_POLICY_VERSION,
+    RecordRejected,
+    SignalPolicy,
+    limb_derivation,
+    repair_signal,
+)
+from meit.records.wfdb_header import Header, millivolts_per_unit, parse_header, read_header, select_leads
 
 __all__ = [
     "DROPPED_LEADS",
+    "LIMB_LEADS",
     "REJECT_REASONS",
+    "SIGNAL_POLICY_VERSION",
     "Header",
     "RecordRejected",
     "SignalPolicy",
+    "limb_derivation",
+    "millivolts_per_unit",
     "parse_header",
+    "read_ecg",
     "read_ecg_file",
     "read_header",
     "read_signal",

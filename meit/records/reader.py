@@ -3,8 +3,9 @@
 :func:`read_signal` is the reader behind ``meit prep`` (the 12 standard leads picked and reordered by
 name, any other signal dropped and recorded, units to mV, short gaps repaired, resampled and
 cropped/padded to the policy); :func:`read_ecg_file` is the reader
-behind ``meit generate`` and retrieval queries: it accepts a wfdb record or a ``.npy`` array and
-reads wfdb records through :func:`read_signal`, so a model sees what preparation would have stored.
+behind ``meit generate`` and retrieval queries: it accepts a wfdb record or a ``.npy`` array, reads
+wfdb records through :func:`read_signal` and applies the same repair policy to arrays, so a model
+sees what preparation would have stored.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import numpy as np
 import wfdb
 
 from meit.ecg_signal import crop_or_pad, resample
-from meit.errors import DataError
+from meit.errors import ConfigError, DataError
 from meit.leads import CANONICAL_LEADS
 from meit.records.repair import RecordRejected, SignalPolicy, repair_signal
-from meit.records.wfdb_header import Header, read_header
+from meit.records.wfdb_header import Header, millivolts_per_unit, read_header
 
 #: prefix of the repair entry naming the signals dropped beyond the 12 standard leads
 DROPPED_LEADS = "dropped_leads"
@@ -28,7 +29,6 @@ DROPPED_LEADS = "dropped_leads"
 _BYTES_PER_SAMPLE: dict[str, float] = {
     "8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2, "212": 1.5, "310": 4 / 3, "311": 4 / 3,
 }
-_UNIT_SCALE: dict[str, float] = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
 
 
 def _check_files(path: str, header: Header) -> None:
@@ -99,7 +99,8 @@ def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]
         if raw is None or raw.ndim != 2 or raw.shape[1] != header.n_sig:
             raise RecordRejected("unreadable_dat", f"{path}: decoded shape {getattr(raw, 'shape', None)}")
         sig = raw[:, perm].T.astype(np.float64, copy=True)
-    scale = np.array([_UNIT_SCALE.get(str(header.units[p] or "mV").strip().lower(), 1.0) for p in perm])
+    units = [header.units[p] if p < len(header.units) else "" for p in perm]
+    scale = np.array([millivolts_per_unit(u) or 1.0 for u in units], dtype=np.float64)  # read_header checked them
     if (scale != 1.0).any():
         sig *= scale[:, None]
     fs_src = round(header.fs)
@@ -118,18 +119,79 @@ def read_signal(path: str, policy: SignalPolicy) -> tuple[np.ndarray, list[str]]
     return out, repairs
 
 
-def read_ecg_file(path: str | Path, fs: int | None = None) -> tuple[np.ndarray, int]:
-    """A wfdb record (path with or without extension) or a ``.npy`` array (12 × T, mV, canonical order)."""
+#: above this median absolute amplitude (mV) an array is not in millivolts (microvolts, most likely)
+NPY_MAX_MEDIAN_ABS_MV = 20.0
+#: below this largest absolute amplitude (mV) an array is not in millivolts (volts, most likely)
+NPY_MIN_PEAK_ABS_MV = 0.02
+
+
+def _npy_leads_first(file: Path, array: np.ndarray) -> np.ndarray:
+    """The array as ``(12, T)``: whichever axis has 12 entries is the leads; refuse anything else."""
+    leads = len(CANONICAL_LEADS)
+    if array.dtype.kind not in "iuf":
+        raise DataError(f"{file}: expected a real numeric array (int or float), got dtype {array.dtype}")
+    if array.ndim != 2 or leads not in array.shape:
+        raise DataError(f"{file}: expected a 12 × T (or T × 12) array in canonical lead order, got shape {array.shape}")
+    if array.shape == (leads, leads):
+        raise DataError(f"{file}: shape (12, 12) is ambiguous (which axis is the leads?); "
+                        "save at least 13 samples per lead")
+    return array if array.shape[0] == leads else array.T
+
+
+def _check_millivolts(file: Path, array: np.ndarray) -> None:
+    """Refuse an array whose amplitudes cannot be millivolts; an ``.npy`` file carries no units."""
+    magnitude = np.abs(array[np.isfinite(array)])
+    if not magnitude.size:
+        raise DataError(f"{file}: no finite sample in the array")
+    median = float(np.median(magnitude))
+    if median > NPY_MAX_MEDIAN_ABS_MV:
+        raise DataError(
+            f"{file}: median absolute amplitude is {median:.4g}, more than {NPY_MAX_MEDIAN_ABS_MV:g} mV; "
+            "the array must be in millivolts (this looks like microvolts: divide by 1000)"
+        )
+    peak = float(magnitude.max())
+    if 0 < peak < NPY_MIN_PEAK_ABS_MV:
+        raise DataError(
+            f"{file}: largest absolute amplitude is {peak:.4g}, less than {NPY_MIN_PEAK_ABS_MV:g} mV; "
+            "the array must be in millivolts (this looks like volts: multiply by 1000)"
+        )
+
+
+def _read_npy(file: Path, fs: int | None) -> tuple[np.ndarray, int, list[str]]:
+    """A ``.npy`` array: shape and units checked, then repaired exactly like a wfdb record."""
+    if fs is None:
+        raise DataError(f"{file}: an array file carries no sampling rate; pass --fs")
+    if fs <= 0:
+        raise ConfigError(f"--fs: expected a positive sampling rate in Hz for {file}, got {fs}")
+    try:
+        array = np.load(file, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise DataError(f"{file}: cannot be read as a .npy array ({type(err).__name__}: {err})") from None
+    if not isinstance(array, np.ndarray):
+        raise DataError(f"{file}: expected one array, got {type(array).__name__}")
+    sig = _npy_leads_first(file, array).astype(np.float64)  # a copy: repair works in place
+    _check_millivolts(file, sig)
+    policy = SignalPolicy(fs=int(fs), seconds=sig.shape[1] / fs)
+    try:
+        sig, repairs = repair_signal(sig, int(fs), policy)
+    except RecordRejected as err:
+        raise DataError(f"{file}: {err}") from None
+    out = sig.astype(np.float32)
+    if not np.isfinite(out).all():
+        raise DataError(f"{file}: values beyond the float32 range (largest {np.abs(sig).max():.4g})")
+    return out, int(fs), repairs
+
+
+def read_ecg(path: str | Path, fs: int | None = None) -> tuple[np.ndarray, int, list[str]]:
+    """One record for inference: ``(signal (12, T) float32 mV, fs, repairs)``, refused with a DataError.
+
+    A wfdb record (path with or without extension) is read by :func:`read_signal` at its own rate
+    and length; a ``.npy`` array (12 × T or T × 12, mV, canonical order; ``fs`` required) gets the
+    same repair policy after a shape and units check. ``repairs`` lists what was done, as in prep.
+    """
     file = Path(path)
     if file.suffix == ".npy":
-        if fs is None:
-            raise DataError(f"{file}: an array file carries no sampling rate; pass --fs")
-        array = np.load(file, allow_pickle=False)
-        if array.ndim != 2 or len(CANONICAL_LEADS) not in array.shape:
-            raise DataError(f"{file}: expected a 12 × T array in canonical lead order, got shape {array.shape}")
-        if array.shape[0] != len(CANONICAL_LEADS):
-            array = array.T
-        return array.astype(np.float32), fs
+        return _read_npy(file, fs)
 
     record_path = file.with_suffix("") if file.suffix in {".hea", ".dat"} else file
     if not Path(f"{record_path}.hea").is_file():
@@ -140,10 +202,16 @@ def read_ecg_file(path: str | Path, fs: int | None = None) -> tuple[np.ndarray, 
         raise DataError(f"cannot read wfdb header {record_path}.hea: {err}") from err
     if not header.fs or not header.sig_len:
         raise DataError(f"{record_path}.hea: fs={header.fs}, sig_len={header.sig_len}; expected both positive")
-    # the same reader as `meit prep`: leads by name, units to mV, short NaN gaps repaired
+    # the same reader as `meit prep`: leads by name, units to mV, gaps repaired
     policy = SignalPolicy(fs=round(header.fs), seconds=header.sig_len / float(header.fs))
     try:
-        signal, _ = read_signal(str(record_path), policy)
+        signal, repairs = read_signal(str(record_path), policy)
     except RecordRejected as err:
         raise DataError(f"{record_path}: {err}") from err
-    return signal, policy.fs
+    return signal, policy.fs, repairs
+
+
+def read_ecg_file(path: str | Path, fs: int | None = None) -> tuple[np.ndarray, int]:
+    """:func:`read_ecg` without the repairs: ``(signal (12, T) float32 mV, fs)``."""
+    signal, rate, _ = read_ecg(path, fs)
+    return signal, rate

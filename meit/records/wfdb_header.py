@@ -39,6 +39,26 @@ _FMT = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
 _GAIN = re.compile(r"^([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\(([-+]?\d+)\))?(?:/(\S+))?$")
 _DEFAULT_GAIN = 200.0  # WFDB: a missing or zero gain means 200 adu per physical unit
 
+#: millivolts per physical unit, by the spellings headers use (matched case-insensitively)
+_MV_PER_UNIT: dict[str, float] = {
+    "mv": 1.0, "millivolt": 1.0, "millivolts": 1.0,
+    "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "microvolt": 1e-3, "microvolts": 1e-3,  # µ: micro sign and Greek mu
+    "v": 1e3, "volt": 1e3, "volts": 1e3,
+    "nv": 1e-6, "nanovolt": 1e-6, "nanovolts": 1e-6,
+}
+#: what the units check accepts, for messages and docs
+KNOWN_UNITS = "mV, uV/µV, V or nV (any case; also millivolt, microvolt, volt, nanovolt)"
+
+
+def millivolts_per_unit(units: str | None) -> float | None:
+    """Scale from a header's units to mV, or None for units that are not a voltage we know.
+
+    An empty units field is mV, WFDB's default. Anything else unknown (``NU``, ``adu``, ``mmHg``) is
+    None: taking it as mV would store a signal of unknown scale.
+    """
+    key = (units or "").strip().lower()
+    return 1.0 if not key else _MV_PER_UNIT.get(key)
+
 
 def parse_header(text: str) -> Header | None:
     """Parse a WFDB header without pandas (wfdb's parser costs ~5 ms, most of a record's budget).
@@ -111,13 +131,22 @@ def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], boo
     if not os.path.isfile(path + ".hea"):
         raise RecordRejected("missing_hea", f"{path}.hea not found")
     header: Header | None = None
+    with open(path + ".hea", "rb") as fh:
+        raw = fh.read()
+    try:  # UTF-8 first (wfdb writes "µV" so), so the unit is read as µV, not as "Âµv"
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
     try:
-        with open(path + ".hea", encoding="latin-1") as fh:
-            header = parse_header(fh.read())
+        header = parse_header(text)
     except (ValueError, IndexError):
         header = None
     fast = header is not None
     if header is None:
+        fields = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+        if any("µ" in line or "μ" in line for line in fields):  # wfdb's parser drops the µ of "µV" (→ V)
+            raise RecordRejected("unknown_units", f"{path}.hea: units with µ in a header only wfdb can parse, "
+                                 "which reads µV as V; write the units as uV")
         try:
             header = _wfdb_header(path)
         except Exception as err:  # wfdb raises many types for malformed text
@@ -127,6 +156,14 @@ def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], boo
             "unreadable_header", f"{path}.hea: fs={header.fs}, sig_len={header.sig_len}, n_sig={header.n_sig}"
         )
     perm, _ = select_leads(header.sig_name, header.n_sig)
+    units = [header.units[p] if p < len(header.units) else "" for p in perm]
+    unknown: dict[str, list[str]] = {}
+    for lead, unit in zip(CANONICAL_LEADS, units, strict=True):
+        if millivolts_per_unit(unit) is None:
+            unknown.setdefault(unit, []).append(lead)
+    if unknown:
+        named = "; ".join(f"units {unit!r} for {', '.join(leads)}" for unit, leads in unknown.items())
+        raise RecordRejected("unknown_units", f"{path}.hea: {named}; expected {KNOWN_UNITS}")
     seconds = header.sig_len / float(header.fs)
     if seconds + 1e-9 < policy.minimum_seconds:
         raise RecordRejected("too_short", f"{seconds:.3f} s < {policy.minimum_seconds} s")
