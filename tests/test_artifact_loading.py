@@ -86,3 +86,22 @@ def test_a_misshaped_weight_file_is_named_not_a_raw_size_error(tmp_path):
     save_file(projector, str(saved / "projector.safetensors"))
     with pytest.raises(ModelError, match=rf"projector.safetensors does not fit .*wrong shape: {name} \(file"):
         MeitModel.from_pretrained(saved)
+
+
+def test_provenance_hashes_the_weights_not_only_the_config(tmp_path, monkeypatch):
+    """Two artifacts with the same meit_model.json but different weights get different provenance."""
+    from meit.evaluation import provenance as prov
+    from meit.hashing import file_sha256
+
+    saved = make_model("tiny-llama", "kv").save_pretrained(tmp_path / "m")
+    hashes = prov.weights_sha256(saved)
+    assert hashes["projector.safetensors"] == file_sha256(saved / "projector.safetensors")
+    assert "encoder.safetensors" in hashes and any(k.startswith("adapter/") for k in hashes)
+    (saved / "projector.safetensors").write_bytes(b"changed weights")
+    assert prov.weights_sha256(saved)["projector.safetensors"] != hashes["projector.safetensors"]
+    record = prov.provenance(str(saved), str(tmp_path), "test", {})
+    assert record["checkpoint_weights_sha256"]["projector.safetensors"] == file_sha256(saved / "projector.safetensors")
+    monkeypatch.setattr(prov, "WEIGHT_HASH_LIMIT", 1)  # a huge artifact: base weights listed by size only
+    big = prov.weights_sha256(saved)
+    assert all(v.startswith("not hashed") for k, v in big.items() if k.startswith("llm/"))
+    assert big["encoder.safetensors"] == hashes["encoder.safetensors"]

@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "eval",
         help="generate reports for a split and score them (metrics.json, predictions.jsonl)",
-        description="Batched generation with KV cache on a prepared dataset split, then corpus-level BLEU-1..4, "
+        description="Batched generation with KV cache on a prepared dataset split, then BLEU-1..4 (corpus-level), "
         "METEOR, ROUGE-L, CIDEr-D (+ ROUGE-1/2) on the generated continuation only; optionally again with "
         "control ECGs (--control) to measure how much the reports depend on the signal.",
     )

@@ -26,7 +26,8 @@ def decoding_from(cfg: EvalConfig, seed: int) -> DecodingSettings:
 
 
 def score_rows(rows: list[dict[str, str]], cfg: EvalConfig) -> dict[str, Any]:
-    """Corpus-level text metrics plus clinical finding accuracy (micro/macro P/R/F1)."""
+    """Text metrics over the whole set (BLEU corpus-level, the rest means over pairs) plus clinical finding
+    accuracy (micro/macro P/R/F1)."""
     from meit.evaluation.scoring import score_reports
 
     return score_reports({row["id"]: row["prediction"] for row in rows},
