@@ -15,8 +15,8 @@ languages of PTB-XL's reports; :func:`read_report` also says which one a report 
   ``ej``, ``utan`` stands at most :data:`NEGATION_WINDOW` words before it in the same clause, or
   ``absent``/``not seen``/``nicht nachweisbar`` follows it closely; clauses end at ``. ; : ! ?``, commas,
   line breaks and ``but``/``however``. Hedged statements (``possible``, ``consider``, ``cannot rule out``,
-  ``nicht auszuschliessen``, ``kan ej uteslutas``) count as stated; an explanation ("this is most commonly
-  due to ischaemic heart disease") does not state what it names;
+  ``nicht auszuschliessen``, ``kan ej uteslutas``, "this may be due to lv strain or ischaemia") count as stated;
+  an explanation ("this is most commonly due to ischaemic heart disease") does not state what it names;
 * rate class comes from a stated rate (``72 bpm``, ``rate of 130``), else from rhythm words;
   axis from words, else from a stated QRS axis; fascicular blocks imply their axis deviation.
 """

@@ -39,6 +39,7 @@ def normalise(text: str) -> str:
     t = fold(text).replace("\u2212", "-").replace("\u2013", "-").replace("\u00b0", " degrees")
     t = re.sub(r"\ba[- ]v\b", "av", t)
     t = re.sub(r"\bs-t\b", "st", t)
+    t = re.sub(r"\bst\.t\b", "st-t", t)  # "nonspecific anterior st.t changes"
     t = re.sub(r"\b1st\b", "first", t)
     t = re.sub(r"\b2nd\b", "second", t)
     t = re.sub(r"\b3rd\b", "third", t)
