@@ -37,6 +37,9 @@ def test_wandb_offline_run_records_config_and_metrics(tmp_path, prepared_100hz, 
     recipe = load_recipe(None, [f"data.path={prepared_100hz}", f"output_dir={tmp_path / 'run'}", *TINY,
                                 "train.trackers=[wandb]"])
     train(recipe, progress=False)
+    import wandb
+
+    wandb.teardown()  # wait for wandb's service process to flush the run file (it lagged on a loaded machine)
     runs = sorted(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(runs) == 1, list(tmp_path.rglob("*"))
     # the offline log is a stream of protobuf records: keys and JSON values are stored as plain UTF-8
