@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 
 from meit.training.logs import read_jsonl
 
+from .final_save_probe import PROBE, check_probe, tiny_llama_folder
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["model.llm=tiny-llama", "model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8",
@@ -85,3 +87,27 @@ def test_shipped_deepspeed_json_configs_train_and_save(config, tmp_path, prepare
     assert (tmp_path / "out" / "checkpoints" / "step-2" / "COMPLETE").is_file()
     model = MeitModel.from_pretrained(tmp_path / "out" / "final")
     assert all(torch.isfinite(p).all() for p in model.projector.parameters())
+
+
+@pytest.mark.parametrize("backbone", ["folder", "tiny"])
+def test_zero3_final_save_gathers_only_what_the_artifact_holds(backbone, tmp_path, prepared_100hz):
+    """A LoRA artifact of a re-creatable base gathers the trainable parameters only, not the frozen base;
+    the tiny backbone's artifact holds its base, so everything is gathered. Either way the artifact is byte
+    for byte what gathering every parameter wrote."""
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_"))}
+    env["OMP_NUM_THREADS"] = "1"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 3\n")
+    llm = tiny_llama_folder() if backbone == "folder" else "tiny-llama"
+    port = 29640 + ["folder", "tiny"].index(backbone)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "recipes" / "accelerate" / "deepspeed_zero3.yaml"), "--num_processes", "2",
+           "--mixed_precision", "no", "--main_process_port", str(port), str(script), str(tmp_path / "probe.json"),
+           "train", str(recipe), f"data.path={prepared_100hz}",
+           *[c for c in COMMON if not c.startswith(("train.max_steps", "train.save_every"))], "train.max_steps=1",
+           f"model.llm={llm}", f"output_dir={tmp_path / 'run'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    check_probe(tmp_path / "probe.json", tmp_path / "run", adapter_only=backbone == "folder")

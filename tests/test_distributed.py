@@ -3,11 +3,17 @@ whether launched by ``accelerate launch`` or by ``torchrun`` (never N independen
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from meit.training.logs import read_jsonl
 
@@ -73,3 +79,117 @@ def test_shipped_cpu_config_starts_two_processes(tmp_path):
          "--main_process_port", "29587", str(script)], capture_output=True, text=True, env=_env(), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert sorted(line for line in out.stdout.splitlines() if line.startswith("world")) == ["world 2 0", "world 2 1"]
+
+
+# -- failure paths and exact resume on 2 processes ----------------------------------------------
+
+ACCELERATE_CPU = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                  "--num_machines", "1"]
+#: runs `meit` with the loss of the 3rd micro-batch made NaN on rank 1 only (test code, not a production hook)
+NAN_ON_RANK_1 = """
+import os, sys
+from meit.cli import main
+from meit.training import engine
+
+original = engine._InstructionTask.loss
+calls = [0]
+
+def loss(self, model, batch):
+    value = original(self, model, batch)
+    calls[0] += 1
+    return value * float("nan") if calls[0] == 3 and os.environ["RANK"] == "1" else value
+
+engine._InstructionTask.loss = loss
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _free_port() -> int:
+    """A port nobody listens on now (other jobs on this machine launch distributed runs too)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _failure(done: subprocess.CompletedProcess) -> str:
+    """The lines of a failed launch that say why (the launcher's own summary comes last and says little)."""
+    lines = done.stderr.splitlines()
+    causes = [line for line in lines if "Error" in line or "error:" in line]
+    return "\n".join(causes[-20:]) + "\n…\n" + "\n".join(lines[-15:])
+
+
+def _kill_processes_mentioning(marker: str) -> None:
+    """SIGKILL every process whose command line contains ``marker`` (a test's own tmp_path).
+
+    The launcher starts each worker in a session of its own, so killing the launcher's group leaves hung
+    workers behind, holding the output pipes open.
+    """
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def _run_or_kill(cmd: list[str], env: dict[str, str], timeout: float, marker: str) -> subprocess.CompletedProcess:
+    """Run a launcher; on timeout kill it and its workers (found by ``marker`` in their arguments) and fail."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_processes_mentioning(marker)
+        out, err = proc.communicate()
+        pytest.fail(f"hung for {timeout:.0f}s (killed):\n{err[-3000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def test_nan_loss_on_one_rank_stops_every_rank_with_the_same_error(tmp_path, prepared_100hz):
+    """Only rank 1 sees a NaN loss: both ranks save the debug checkpoint together and raise the same error
+    (before, rank 1 went to the save while rank 0 waited in the gradient all-reduce)."""
+    script = tmp_path / "nan_on_rank_1.py"
+    script.write_text(NAN_ON_RANK_1)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 11\n")
+    cmd = [*ACCELERATE_CPU, "--main_process_port", str(_free_port()), str(script), "train", str(recipe),
+           f"data.path={prepared_100hz}", *COMMON, "train.grad_accum=1", "train.max_steps=4",
+           f"output_dir={tmp_path / 'nan'}"]
+    done = _run_or_kill(cmd, _env(ACCELERATE_USE_CPU="1"), timeout=240, marker=str(tmp_path))
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("meit train: error:")]
+    assert len(errors) == 2 and errors[0] == errors[1], _failure(done)
+    assert "loss became nan on rank 1 of 2 at step 3" in errors[0] and "checkpoints-nonfinite/step-2" in errors[0]
+    assert (tmp_path / "nan" / "checkpoints-nonfinite" / "step-2" / "COMPLETE").is_file()
+    assert [r["step"] for r in read_jsonl(tmp_path / "nan" / "logs" / "train.jsonl")] == [1, 2]
+
+
+def test_each_rank_resumes_with_its_own_rng(tmp_path, prepared_100hz):
+    """LoRA dropout on 2 processes whose batches differ in length (so their generators drift apart): a run
+    killed after its checkpoint and resumed equals the uninterrupted one bitwise, on every rank's data."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("seed: 11\n")
+    args = [f"data.path={prepared_100hz}", *COMMON, "model.lora.dropout=0.2", "train.grad_accum=1",
+            "train.max_steps=4", "train.save_every=2"]
+
+    def launch(name: str, *extra: str, **env: str) -> subprocess.CompletedProcess:
+        cmd = [*ACCELERATE_CPU, "--main_process_port", str(_free_port()), "-m", "meit.cli", "train", str(recipe), *args,
+               f"output_dir={tmp_path / name}", *extra]
+        return _run_or_kill(cmd, _env(ACCELERATE_USE_CPU="1", **env), timeout=600, marker=str(tmp_path))
+
+    straight = launch("a")
+    assert straight.returncode == 0, _failure(straight)
+    crashed = launch("b", MEIT_CRASH_AFTER_CHECKPOINT="2")
+    assert crashed.returncode != 0 and not (tmp_path / "b" / "final").exists()
+    assert (tmp_path / "b" / "checkpoints" / "step-2" / "COMPLETE").is_file(), _failure(crashed)
+    resumed = launch("b", "train.resume=auto")
+    assert resumed.returncode == 0, _failure(resumed)
+    log_a, log_b = (read_jsonl(tmp_path / n / "logs" / "train.jsonl") for n in ("a", "b"))
+    assert [r["step"] for r in log_b] == [1, 2, 3, 4]
+    assert [r["loss"] for r in log_b] == [r["loss"] for r in log_a]
+    for name in ("encoder.safetensors", "projector.safetensors", "adapter/adapter_model.safetensors"):
+        a, b = load_file(tmp_path / "a" / "final" / name), load_file(tmp_path / "b" / "final" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name

@@ -25,6 +25,8 @@ from safetensors.torch import load_file
 from meit.errors import ConfigError, ModelError, TrainingError
 from meit.training.logs import read_jsonl
 
+from .final_save_probe import PROBE, check_probe, tiny_llama_folder
+
 ROOT = Path(__file__).resolve().parents[1]
 MAX_GRAD_NORM = 0.3  # below the first steps' norms (≈0.37–0.66): clipping is active and must use the global norm
 COMMON = ["model.llm=tiny-llama", "model.encoder=resnet1d-tiny", "model.fusion=kv", "model.lora.r=4",
@@ -136,6 +138,27 @@ def test_final_artifact_reloads_in_one_process_with_the_logged_validation_loss(r
     one_process = SimpleNamespace(device=torch.device("cpu"), reduce=lambda t, reduction: t)
     # equal here to the last digit; without the buffer sync before evaluation it is off by 2.4e-7 (relative)
     assert validation_loss(model, loader, one_process) == pytest.approx(logged, rel=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone", ["folder", "tiny"])
+def test_fsdp2_final_save_gathers_only_what_the_artifact_holds(backbone, tmp_path, prepared_100hz):
+    """A LoRA artifact of a re-creatable base gathers the trainable parameters only, not the frozen base;
+    the tiny backbone's artifact holds its base, so everything is gathered. Either way the artifact is byte
+    for byte what gathering the whole state dict wrote."""
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    llm = tiny_llama_folder() if backbone == "folder" else "tiny-llama"
+    port = 29930 + ["folder", "tiny"].index(backbone)
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "recipes" / "accelerate" / "fsdp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
+           "--main_process_port", str(port), str(script), str(tmp_path / "probe.json"), "train",
+           str(_recipe(tmp_path)), f"data.path={prepared_100hz}",
+           *[c for c in COMMON if not c.startswith(("train.max_steps", "train.save_every", "train.eval_every"))],
+           "train.max_steps=1", f"model.llm={llm}", f"output_dir={tmp_path / 'run'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(MEIT_FORCE_FSDP_ON_CPU="1"), timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    check_probe(tmp_path / "probe.json", tmp_path / "run", adapter_only=backbone == "folder")
 
 
 # -- cheap checks -------------------------------------------------------------------------------

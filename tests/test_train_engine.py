@@ -76,7 +76,7 @@ def _train_cli(recipe_file: Path, *overrides: str, env: dict | None = None) -> s
 
 
 def test_sigkill_after_checkpoint_then_resume_matches_uninterrupted(tmp_path, prepared_100hz):
-    """A run killed (SIGKILL) right after its first checkpoint and resumed ends bitwise equal."""
+    """A run killed (SIGKILL) while saving step 6 resumes from step 3 and ends bitwise equal, log included."""
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text("seed: 5\n")
     common = [f"data.path={prepared_100hz}", "model.llm=tiny-gpt2", *TINY, "model.lora.dropout=0.1",
@@ -85,11 +85,16 @@ def test_sigkill_after_checkpoint_then_resume_matches_uninterrupted(tmp_path, pr
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     crashed = _train_cli(recipe_file, *common, f"output_dir={tmp_path / 'b'}",
-                         env={"MEIT_CRASH_AFTER_CHECKPOINT": "3"})
+                         env={"MEIT_CRASH_AFTER_CHECKPOINT": "6"})
     assert crashed.returncode == -9, crashed.stderr[-3000:]
     assert not (tmp_path / "b" / "final").exists()
+    # as if the kill had come while step 6 was being saved: its folder never became complete
+    checkpoints = tmp_path / "b" / "checkpoints"
+    (checkpoints / "step-6").rename(checkpoints / ".tmp-step-6")
+    assert [r["step"] for r in read_jsonl(tmp_path / "b" / "logs" / "train.jsonl")] == list(range(1, 7))
     resumed = _train_cli(recipe_file, *common, f"output_dir={tmp_path / 'b'}", "train.resume=auto")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stderr and "step-3 (step 3" in resumed.stderr
 
     for name in ("encoder.safetensors", "projector.safetensors"):
         a, b = load_file(tmp_path / "a" / "final" / name), load_file(tmp_path / "b" / "final" / name)
@@ -99,8 +104,54 @@ def test_sigkill_after_checkpoint_then_resume_matches_uninterrupted(tmp_path, pr
     assert all(torch.equal(adapter_a[k], adapter_b[k]) for k in adapter_a)
     log_a = read_jsonl(tmp_path / "a" / "logs" / "train.jsonl")
     log_b = read_jsonl(tmp_path / "b" / "logs" / "train.jsonl")
-    assert [r["step"] for r in log_b] == list(range(1, 9))
+    assert [r["step"] for r in log_b] == list(range(1, 9)), "steps 4-6 of the killed run must not stay in the log"
     assert [r["loss"] for r in log_a] == [r["loss"] for r in log_b]
+
+
+def test_runs_are_never_mixed_in_one_output_dir(tmp_path, prepared_100hz):
+    """A fresh run refuses an output_dir holding checkpoints; a resume refuses another run's checkpoint."""
+    from meit.errors import TrainingError
+
+    first = _recipe(tmp_path, prepared_100hz, "train.max_steps=2", "train.save_every=1", "train.keep_last=1")
+    assert train(first, progress=False).steps == 2
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in checkpoints.iterdir()] == ["step-2"]
+
+    # the issue's trap: a re-run (here: longer, saving rarely) used to prune its own checkpoints among the old
+    # ones by step number, and resume=auto then continued whichever run had the higher step
+    again = _recipe(tmp_path, prepared_100hz, "train.max_steps=1", "train.save_every=1", "train.keep_last=1")
+    with pytest.raises(TrainingError, match=r"already holds checkpoints of an earlier run \(step-2\).*"
+                                            r"train\.resume=auto.*fresh output_dir"):
+        train(again, progress=False)
+    other = _recipe(tmp_path, prepared_100hz, "train.max_steps=2", "train.save_every=1", "train.lr=1e-3",
+                    "train.resume=auto")
+    with pytest.raises(TrainingError, match=r"train\.resume=auto: checkpoint .*step-2 belongs to another run "
+                                            r"\(train\.lr: 0\.003 in the checkpoint, 0\.001 now\).*fresh output_dir"):
+        train(other, progress=False)
+    explicit = _recipe(tmp_path, prepared_100hz, "train.max_steps=3", "train.save_every=1",
+                       f"train.resume={checkpoints / 'step-2'}")
+    with pytest.raises(TrainingError, match=r"train\.max_steps: 2 in the checkpoint, 3 now"):
+        train(explicit, progress=False)
+    assert [p.name for p in checkpoints.iterdir()] == ["step-2"], "a refused run must not touch the checkpoints"
+    # what may change on resume (RESUMABLE_KEYS) does not make it another run
+    same = _recipe(tmp_path, prepared_100hz, "train.max_steps=2", "train.save_every=2", "train.keep_last=3",
+                   "train.log_every=5", "train.resume=auto")
+    assert train(same, progress=False).steps == 2
+
+
+def test_evaluation_and_sample_reports_leave_the_training_rng_alone(tmp_path, prepared_100hz):
+    """LoRA dropout draws from the global generator; generating validation reports (which reseeds it) and
+    validation losses in between must not change a single training loss or weight."""
+    common = ["train.max_steps=5", "model.lora.dropout=0.2"]
+    plain = train(_recipe(tmp_path / "plain", prepared_100hz, *common), progress=False)
+    evaluated = train(_recipe(tmp_path / "eval", prepared_100hz, *common, "train.eval_every=2",
+                              "train.sample_reports=2", "data.max_eval_samples=4"), progress=False)
+    log = read_jsonl(tmp_path / "eval" / "run" / "logs" / "train.jsonl")
+    assert "samples" in log[1] and "val_loss" in log[3], "the evaluations must have run"
+    assert evaluated.losses == plain.losses
+    a = load_file(next(plain.final_dir.rglob("adapter_model.safetensors")))
+    b = load_file(next(evaluated.final_dir.rglob("adapter_model.safetensors")))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_out_of_memory_says_what_to_change(tmp_path, prepared_100hz, monkeypatch):
@@ -134,3 +185,16 @@ def test_length_grouped_training_uses_token_lengths_without_reading_signals(tmp_
     dataset = build_split_dataset(recipe, model, "train")
     assert dataset.token_lengths() == [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
     assert train(recipe, progress=False).steps == 3
+
+
+def test_projector_norm_under_zero3_is_refused_before_the_build(tmp_path, prepared_100hz, monkeypatch):
+    """Under ZeRO-3 transformers loads the base partitioned (whatever zero3_init_flag says), so the forward that
+    sizes model.projector_norm's scale cannot run: a ConfigError saying what to do, not torch's '2-D' error."""
+    import transformers.integrations
+
+    from meit.errors import ConfigError
+    from meit.training.setup import build_model
+
+    monkeypatch.setattr(transformers.integrations, "is_deepspeed_zero3_enabled", lambda: True)
+    with pytest.raises(ConfigError, match=r"model\.projector_norm=true .* ZeRO-3 .*model\.projector_norm=false"):
+        build_model(_recipe(tmp_path, prepared_100hz, "model.projector_norm=true"))

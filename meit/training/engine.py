@@ -2,7 +2,8 @@
 
 Determinism and exact resume follow what was measured on this stack (FACTS §5): a seedable sampler
 with an explicit data seed, ``set_epoch`` every epoch, scheduler stepped only when gradients sync,
-resume = restore state then skip the batches already seen in the current epoch (see ``loop.py``).
+resume = restore state then skip the batches already seen in the current epoch (see ``loop.py``), and
+only from a checkpoint of the same run (``resume.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from meit.inference.generation import DecodingSettings, generate_reports
 from meit.training.fsdp import configure_wrapping, uses_fsdp
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final, shards_parameters
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
+from meit.training.resume import choose_checkpoint, decided_on_main, run_identity, run_settings
 from meit.training.setup import build_accelerator, build_model, build_split_dataset, check_data
 from meit.training.sharded_checkpoint import uses_sharded_state
 
@@ -205,15 +207,36 @@ def train(recipe: Recipe, *, progress: bool = True) -> TrainResult:
     """
     check_data(recipe, [recipe.data.train_split] + ([recipe.data.eval_split] if recipe.train.eval_every else []))
     accelerator = build_accelerator(recipe)  # one per job: both stages share its process group
+    # the run is defined by the recipe as given (the encoder stage rewrites init_from below)
+    settings = run_settings(recipe)
     if recipe.train.encoder_stage is not None and recipe.train.stage != "encoder":
+        identity = run_identity(settings, accelerator.num_processes)  # refuse before the encoder stage runs
+        decided_on_main(accelerator, lambda: choose_checkpoint(Path(recipe.output_dir), recipe.train.resume, identity))
         recipe = _run_encoder_stage(recipe, accelerator, progress)
-    result = _train_stage(recipe, accelerator, progress=progress)
+    result = _train_stage(recipe, accelerator, progress=progress, settings=settings)
     accelerator.end_training()
     return result
 
 
-def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool) -> TrainResult:
-    """One stage of :func:`train` on an accelerator built for the job."""
+def artifact_keys(model: Any) -> list[str] | None:
+    """The state-dict keys ``MeitModel.save_pretrained`` reads, or None when it reads every tensor.
+
+    A LoRA artifact of a base that is re-created from its source holds the encoder, projector, findings
+    head and adapter: the frozen base weights are never read, so ZeRO-3 and FSDP need not gather them
+    (a whole 13B base on rank 0 at the end of a run). Full fine-tuning and the tiny backbones (whose
+    artifact holds the base) need every tensor. Should this drift from the artifact code, the save fails
+    (the keys left out are data-less placeholders) rather than writing partitions.
+    """
+    if getattr(model, "lora_state", None) != "adapter" or model.backbone.is_tiny:
+        return None
+    return [key for key, value in model.state_dict(keep_vars=True).items()
+            if not key.startswith("llm.") or "lora_" in key
+            or (isinstance(value, torch.nn.Parameter) and value.requires_grad)]
+
+
+def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool,
+                 settings: dict[str, Any] | None = None) -> TrainResult:
+    """One stage of :func:`train` on an accelerator built for the job (``settings``: what defines the run)."""
     output_dir = Path(recipe.output_dir)
     accelerator.gradient_accumulation_steps = recipe.train.grad_accum  # the stages may differ
     if accelerator.is_main_process:
@@ -268,11 +291,12 @@ def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool) -> TrainRe
         resume=recipe.train.resume,
         log_every=recipe.train.log_every,
         eval_every=recipe.train.eval_every if eval_loader is not None else None,
+        run_settings=settings if settings is not None else run_settings(recipe),
     )
     looped = run_loop(accelerator, model, optimizer, scheduler, train_loader, settings, task, progress=progress)
 
     final_dir = output_dir / "final"
-    save_final(model, accelerator, final_dir)
+    save_final(model, accelerator, final_dir, artifact_keys(accelerator.unwrap_model(model)))
     if accelerator.is_main_process:
         (final_dir / "recipe.yaml").write_text(dump_recipe(recipe))
     accelerator.wait_for_everyone()

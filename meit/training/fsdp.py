@@ -8,9 +8,12 @@ functions below in the same order, and rank 0 alone writes.
   single-process checkpoint holds (trainable parameters plus the persistent buffers of the modules that
   own them, under the same unwrapped names); ``optimizer.pt`` the full, unsharded optimizer state keyed
   by parameter name (``torch.distributed.checkpoint.state_dict``); ``training_state.pt`` the scheduler and
-  RNG states. Rank 0 publishes the folder atomically (``checkpoint.publish_checkpoint``), so ``resume=auto`` and
-  ``keep_last`` behave as everywhere else. Resume loads on rank 0 and broadcasts into the shards.
-* The final artifact: every rank gathers the full state dict, rank 0 passes it to the model's
+  every rank's RNG states. Rank 0 publishes the folder atomically (``checkpoint.publish_checkpoint``), so
+  ``resume=auto`` and ``keep_last`` behave as everywhere else. Resume loads on rank 0 and broadcasts into
+  the shards (the checkpoint must hold exactly the tensors this model trains); each rank restores its
+  own RNG states.
+* The final artifact: every rank gathers the tensors the artifact writes (all of them, or only those
+  given, e.g. not the frozen base of a LoRA run), rank 0 passes them to the model's
   ``save_pretrained(directory, state_dict=…)``.
 * FSDP does not synchronise buffers (DDP broadcasts rank 0's before every forward): rank 0's BatchNorm
   statistics are broadcast before every save and every evaluation, which gives exactly what DDP saves.
@@ -21,12 +24,10 @@ Only FSDP2 is supported; FSDP1 (``fsdp_version: 1``) is refused, see ``docs/trai
 from __future__ import annotations
 
 import functools
-import inspect
-import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,14 @@ from safetensors.torch import load_file, save_file
 from meit.errors import ConfigError, TrainingError
 from meit.training.checkpoint import (
     FSDP_OPTIMIZER_FILE,
+    accepts_state_dict,
+    all_rng_states,
+    check_state_keys,
+    meta_placeholders,
     publish_checkpoint,
-    restore_rng,
-    rng_state,
+    read_progress,
+    restore_rank_rng,
+    save_from_gathered,
     trainable_state_keys,
 )
 
@@ -192,8 +198,7 @@ def check_final_saving(accelerator: Any, model: Any) -> None:
     """Fail before training when the final artifact could not be written from gathered tensors."""
     if not uses_fsdp(accelerator):
         return
-    save = getattr(accelerator.unwrap_model(model), "save_pretrained", None)
-    if save is None or "state_dict" not in inspect.signature(save).parameters:
+    if not accepts_state_dict(accelerator.unwrap_model(model)):
         raise ConfigError(f"FSDP: {type(accelerator.unwrap_model(model)).__name__}.save_pretrained must accept "
                           "state_dict= (the live parameters are shards); use DDP or DeepSpeed for this job")
 
@@ -285,6 +290,7 @@ def save_fsdp_checkpoint(root: Path, step: int, model: Any, optimizer: Any, sche
     weights = gather_state(model, trainable_state_keys(model.state_dict(keep_vars=True)))
     optim = get_optimizer_state_dict(model, _inner_optimizer(optimizer),
                                      options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    rng = all_rng_states(accelerator)
     final = root / f"step-{step}"
     if accelerator.is_main_process:
         tmp = root / f".tmp-step-{step}"
@@ -292,7 +298,7 @@ def save_fsdp_checkpoint(root: Path, step: int, model: Any, optimizer: Any, sche
         tmp.mkdir(parents=True)
         save_file(weights, str(tmp / "trainable.safetensors"))
         torch.save(optim, tmp / FSDP_OPTIMIZER_FILE)
-        torch.save({"scheduler": scheduler.state_dict(), "rng": rng_state()}, tmp / "training_state.pt")
+        torch.save({"scheduler": scheduler.state_dict(), "rng": rng}, tmp / "training_state.pt")
         publish_checkpoint(tmp, final, {**progress, "step": step}, keep_last)
     accelerator.wait_for_everyone()
     return final
@@ -315,10 +321,11 @@ def load_fsdp_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any,
                        "launcher that wrote it")
         else:
             weights = load_file(str(path / "trainable.safetensors"))
-            known = set(model.state_dict(keep_vars=True))
-            unknown = sorted(set(weights) - known)
-            if unknown:
-                problem = f"checkpoint {path} has parameters this model lacks: {unknown[:5]} …"
+            try:
+                check_state_keys(path / "trainable.safetensors", weights,
+                                 trainable_state_keys(model.state_dict(keep_vars=True)))
+            except TrainingError as err:
+                problem = str(err)
     _agree(accelerator, problem)
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False)
     set_model_state_dict(model, weights, options=options)
@@ -327,13 +334,19 @@ def load_fsdp_checkpoint(path: Path, model: Any, optimizer: Any, scheduler: Any,
                              options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     state = torch.load(path / "training_state.pt", weights_only=True)
     scheduler.load_state_dict(state["scheduler"])
-    restore_rng(state["rng"])
-    return json.loads((path / "progress.json").read_text())
+    restore_rank_rng(state["rng"], path, accelerator.process_index, accelerator.num_processes)
+    return read_progress(path)
 
 
-def save_fsdp_final(model: Any, accelerator: Any, final_dir: Path) -> None:
-    """Gather the whole model on rank 0 (CPU) and write ``save_pretrained(final_dir, state_dict=…)``."""
+def save_fsdp_final(model: Any, accelerator: Any, final_dir: Path, keys: Collection[str] | None = None) -> None:
+    """Gather the artifact's tensors on rank 0 (CPU) and write ``save_pretrained(final_dir, state_dict=…)``.
+
+    ``keys`` limits the gather (e.g. a LoRA artifact does not hold the frozen base); None gathers the whole
+    model. The keys not gathered reach ``save_pretrained`` as data-less placeholders.
+    """
     sync_buffers(model, accelerator.device)
-    state: Mapping[str, torch.Tensor] = gather_state(model)
+    state = gather_state(model, keys)
     if accelerator.is_main_process:
-        accelerator.unwrap_model(model).save_pretrained(final_dir, state_dict=dict(state))
+        full = model.state_dict(keep_vars=True)
+        log.info("final artifact: gathered %d of %d tensors", len(state), len(full))
+        save_from_gathered(accelerator.unwrap_model(model), final_dir, meta_placeholders(full, state))

@@ -3,19 +3,21 @@
 What is specific to a job — how a batch becomes a loss, what to evaluate, how to explain a failure —
 comes in as a :class:`LoopTask`; everything else lives here once: accumulation, clipping, the
 scheduler stepped only when gradients sync, checkpoints (single-file, DeepSpeed-sharded, or gathered
-from FSDP2 shards), exact
-resume (restore state, then skip the batches already seen in the epoch), the non-finite-loss stop,
-the progress bar with ETA, the JSONL log and accelerate's trackers.
+from FSDP2 shards), exact resume (only from a checkpoint of the same run, see ``resume.py``: restore
+state and every rank's RNG, then skip the batches already seen in the epoch), evaluation that leaves
+the training RNG streams untouched, the non-finite-loss stop (decided across ranks), the progress bar
+with ETA, the JSONL log and accelerate's trackers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from meit.errors import ConfigError, TrainingError
-from meit.training.checkpoint import find_resume_checkpoint, load_checkpoint, save_checkpoint
+from meit.training.checkpoint import all_rng_states, load_checkpoint, restore_rng, rng_state, save_checkpoint
 from meit.training.fsdp import (
     check_final_saving,
     load_fsdp_checkpoint,
@@ -34,7 +36,9 @@ from meit.training.fsdp import (
     uses_fsdp,
 )
 from meit.training.logs import JsonlLog
+from meit.training.resume import choose_checkpoint, cut_log, decided_on_main, run_identity
 from meit.training.sharded_checkpoint import (
+    check_sharded_checkpoint,
     load_sharded_checkpoint,
     save_final_gathered,
     save_sharded_checkpoint,
@@ -70,6 +74,9 @@ class LoopSettings:
     log_every: int = 10
     eval_every: int | None = None
     desc: str = "train"
+    #: the recipe settings that define the run (``resume.run_settings``), recorded in every checkpoint and
+    #: compared on resume; None records only the meit version and the world size
+    run_settings: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -102,20 +109,26 @@ def run_loop(
     report_norm = bool(settings.max_grad_norm) and not uses_sharded_state(accelerator)
 
     step, epoch, batch_in_epoch = 0, 0, 0
-    resume_from = find_resume_checkpoint(output_dir, settings.resume)
+    identity = run_identity(settings.run_settings, accelerator.num_processes)
+    resume_from = decided_on_main(accelerator, lambda: choose_checkpoint(output_dir, settings.resume, identity))
     if resume_from is not None:
         if uses_sharded_state(accelerator):
+            decided_on_main(accelerator, lambda: check_sharded_checkpoint(resume_from, accelerator.unwrap_model(model)))
             saved = load_sharded_checkpoint(resume_from, accelerator)
         elif fsdp:
             saved = load_fsdp_checkpoint(resume_from, model, optimizer, scheduler, accelerator)
         else:
-            saved = load_checkpoint(resume_from, accelerator.unwrap_model(model), optimizer, scheduler)
+            saved = load_checkpoint(resume_from, accelerator.unwrap_model(model), optimizer, scheduler,
+                                    accelerator.process_index, accelerator.num_processes)
         step, epoch, batch_in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
         log.info("resumed from %s (step %d, epoch %d, batch %d)", resume_from, step, epoch, batch_in_epoch)
+    if is_main:
+        cut_log(jsonl.path, step)  # what a killed run logged after its last checkpoint is logged again
 
     def save(name_suffix: str = "") -> Path:
         return save_training_state(output_dir, step, model, optimizer, scheduler, accelerator,
-                                   {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "seed": settings.seed},
+                                   {"epoch": epoch, "batch_in_epoch": batch_in_epoch, "seed": settings.seed,
+                                    "run": identity},
                                    None if name_suffix else settings.keep_last, name_suffix)
 
     result = LoopResult(steps=step)
@@ -133,12 +146,15 @@ def run_loop(
         for batch in loader:
             with accelerator.accumulate(model), task.failure_context(batch, step):
                 loss = task.loss(model, batch)
-                if not torch.isfinite(loss.detach()):
-                    path = save("nonfinite")
+                bad = nonfinite_losses(loss, accelerator)  # the same answer on every rank
+                if bad:
+                    path = save("nonfinite")  # every rank takes part, then every rank raises the same error
+                    ranks = f"rank{'s' if len(bad) > 1 else ''} {', '.join(map(str, bad))}"
+                    where = "" if accelerator.num_processes == 1 else f" on {ranks} of {accelerator.num_processes}"
                     raise TrainingError(
-                        f"loss became {loss.item()} at step {step + 1} (epoch {epoch}, batch {batch_in_epoch}); "
-                        f"state saved for debugging in {path}. Lower the learning rate, or check the data for "
-                        "extreme values."
+                        f"loss became {', '.join(str(v) for v in bad.values())}{where} at step {step + 1} (epoch "
+                        f"{epoch}, batch {batch_in_epoch}); state saved for debugging in {path}. Lower the learning "
+                        "rate, or check the data for extreme values."
                     )
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and settings.max_grad_norm:
@@ -170,7 +186,8 @@ def run_loop(
             if evaluated:
                 if fsdp:
                     sync_buffers(model, accelerator.device)  # evaluate with rank 0's BatchNorm statistics
-                figures = task.evaluate(model, step)
+                with preserved_rng():  # sample generation reseeds; training must not notice evaluations
+                    figures = task.evaluate(model, step)
                 model.train()
                 record.update(figures)
                 result.evaluations.append({"step": step, **figures})
@@ -204,23 +221,54 @@ def save_training_state(output_dir: Path, step: int, model: Any, optimizer: Any,
     if uses_fsdp(accelerator):
         return save_fsdp_checkpoint(root, step, model, optimizer, scheduler, accelerator, progress, keep_last)
     accelerator.wait_for_everyone()
+    rng = all_rng_states(accelerator)
     if accelerator.is_main_process:
         path = save_checkpoint(root, step, accelerator.unwrap_model(model), optimizer, scheduler, progress,
-                               keep_last=keep_last)
+                               keep_last=keep_last, rng_states=rng)
     accelerator.wait_for_everyone()
     return path
 
 
-def save_final(model: Any, accelerator: Any, final_dir: Path) -> None:
-    """``save_pretrained`` of the unwrapped model, gathering ZeRO-3 partitions or FSDP2 shards first."""
+def save_final(model: Any, accelerator: Any, final_dir: Path, keys: Collection[str] | None = None) -> None:
+    """``save_pretrained`` of the unwrapped model, gathering ZeRO-3 partitions or FSDP2 shards first.
+
+    ``keys``: the state-dict keys the artifact writes when it does not need all of them (a LoRA adapter
+    artifact: not the frozen base). Sharded runs then gather only those, and pass the model's
+    ``save_pretrained(…, state_dict=…)`` data-less placeholders for the rest (reading one is an error).
+    """
     accelerator.wait_for_everyone()
     if is_zero3(accelerator):
-        save_final_gathered(model, accelerator, final_dir)
+        save_final_gathered(model, accelerator, final_dir, keys)
     elif uses_fsdp(accelerator):
-        save_fsdp_final(model, accelerator, final_dir)
+        save_fsdp_final(model, accelerator, final_dir, keys)
     elif accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(final_dir)
     accelerator.wait_for_everyone()
+
+
+def nonfinite_losses(loss: torch.Tensor, accelerator: Any) -> dict[int, float]:
+    """The non-finite micro-batch losses by rank; every rank gets the same answer (collective).
+
+    Decided by one rank alone, that rank would go to the save-and-raise path while the others wait in
+    their gradient all-reduce: the run would hang instead of stopping.
+    """
+    local = loss.detach().float().reshape(1)
+    every = accelerator.gather(local) if accelerator.num_processes > 1 else local
+    return {rank: value for rank, value in enumerate(every.cpu().tolist()) if not math.isfinite(value)}
+
+
+@contextlib.contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run a block (evaluation, sample generation) without moving this rank's random number generators.
+
+    Generation reseeds the global generators (on rank 0 only); validation may draw numbers too. Every
+    rank calls this around the same block, so each one's training streams continue as if it had not run.
+    """
+    saved = rng_state()
+    try:
+        yield
+    finally:
+        restore_rng(saved)
 
 
 def is_zero3(accelerator: Any) -> bool:

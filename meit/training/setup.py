@@ -77,10 +77,29 @@ def build_accelerator(recipe: Recipe) -> Any:
     return accelerator
 
 
+def base_loads_partitioned() -> bool:
+    """Whether transformers builds models under ``deepspeed.zero.Init`` now (each process holds a partition).
+
+    accelerate 1.16 hands transformers its DeepSpeed config as soon as a ZeRO-3 plugin is selected, whatever
+    ``zero3_init_flag`` says (checked on this stack), so under ZeRO-3 the base is always loaded partitioned.
+    """
+    try:
+        from transformers.integrations import is_deepspeed_zero3_enabled
+    except ImportError:  # pragma: no cover - transformers without its DeepSpeed integration
+        return False
+    return bool(is_deepspeed_zero3_enabled())
+
+
 def build_model(recipe: Recipe) -> Any:
     """A fresh model from the recipe, or the previous stage's artifact when ``train.init_from`` is set."""
     from meit.models import MeitModel
 
+    if recipe.model.projector_norm and not recipe.train.init_from and base_loads_partitioned():
+        raise ConfigError(
+            "model.projector_norm=true measures the LLM's hidden-state scale with a forward pass while the model is "
+            "built, but under DeepSpeed ZeRO-3 the base is loaded already partitioned (deepspeed.zero.Init), so that "
+            "forward cannot run: set model.projector_norm=false, train with ZeRO-2 or FSDP, or start from an "
+            "artifact that has the projector (train.init_from=RUN/final)")
     torch.manual_seed(recipe.seed)
     if recipe.train.init_from:
         return model_from_artifact(recipe)
