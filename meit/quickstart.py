@@ -86,6 +86,12 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
     before = f"encoder stage ({first.max_steps} steps × batch {first.batch_size}), then " if first else ""
     _stage(f"4/5 train: {before}{recipe.train.max_steps} steps × batch {recipe.train.batch_size} → {recipe.output_dir}")
     t0 = time.time()
+    train_dir = Path(recipe.output_dir)
+    if train_dir.exists() and recipe.train.resume is None:
+        # a re-run trains anew (its data stages are reused); an earlier run's checkpoints would be refused
+        # as another run's, so they go (inside this quickstart folder, which meit owns)
+        print(f"removing the previous run's {train_dir} (data stages are reused)", flush=True)
+        shutil.rmtree(train_dir)
     result = train(recipe, progress=progress)
     timings["train_s"] = time.time() - t0
 

@@ -29,6 +29,7 @@ from meit.pretrain.losses import gather_rows, info_nce, masked_mse, span_mask
 from meit.pretrain.model import EcgTextModel
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final
 from meit.training.optim import build_scheduler, total_optimizer_steps
+from meit.training.resume import run_settings
 from meit.training.setup import build_accelerator
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def pretrain(recipe: PretrainRecipe, *, progress: bool = True, validation_scorer
         samples_per_step=recipe.train.batch_size * recipe.train.grad_accum * accelerator.num_processes,
         max_grad_norm=recipe.train.max_grad_norm, save_every=recipe.train.save_every,
         keep_last=recipe.train.keep_last, resume=recipe.train.resume, log_every=recipe.train.log_every,
-        eval_every=recipe.train.eval_every, desc="pretrain",
+        eval_every=recipe.train.eval_every, desc="pretrain", run_settings=run_settings(recipe),
     )
     task = _ContrastiveTask(recipe, accelerator, eval_loader, validation_scorer)
     looped = run_loop(accelerator, model, optimizer, scheduler, train_loader, settings, task, progress=progress)
