@@ -242,6 +242,10 @@ class EvalConfig(_Section):
         description="also evaluate with another record's ECG (a derangement seeded by the recipe seed) "
         "and/or a flat zero ECG, to measure how much the reports depend on the signal",
     )
+    verify: bool = Field(
+        False, description="check each generated report's statements against its record's stored signal "
+        "(verdicts.jsonl, and the contradicted share in metrics.json; docs/evaluation.md)",
+    )
 
     @field_validator("controls", mode="before")
     @classmethod

@@ -24,6 +24,8 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         "meit.findings", "meit.findings_text", "meit.findings_lexicon", "meit.findings_scp", "meit.publish",
         "meit.cache_build", "meit.ecg_signal", "meit.records",
     })),
+    ("measure", frozenset({"meit.measure"})),
+    ("verify", frozenset({"meit.verify"})),
     ("data_prep", frozenset({"data_prep"})),
     ("synth", frozenset({"meit.synth"})),
     ("data", frozenset({"meit.data"})),

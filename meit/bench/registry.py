@@ -38,6 +38,8 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("scaling", "meit.bench.scaling", "training throughput and peak memory, 1 then N processes"),
     Benchmark("generation", "meit.bench.generation", "batched generation throughput: reports/s per batch size"),
     Benchmark("metrics", "meit.bench.metrics", "report-metric timing on N synthetic report pairs"),
+    Benchmark("verify", "meit.bench.verify",
+              "reports checked against the waveform: measurement error, supported share, planted errors caught"),
     Benchmark("ptbxl-text", "meit.bench.ptbxl_text",
               "finding extractor vs PTB-XL's codes on real reports: F1 per finding, language, dev/held-out"),
     Benchmark("encoder-init", "meit.bench.encoder_init",

@@ -17,8 +17,8 @@ from meit import __version__
 from meit.errors import MeitError
 
 COMMANDS: tuple[str, ...] = (
-    "synth", "prep", "train", "pretrain", "eval", "score", "generate", "retrieve", "zeroshot", "bench", "quickstart",
-    "export", "import-encoder",
+    "synth", "prep", "train", "pretrain", "eval", "score", "generate", "verify", "retrieve", "zeroshot", "bench",
+    "quickstart", "export", "import-encoder",
 )
 
 

@@ -35,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="also evaluate with another record's ECG (shuffled: a derangement seeded by --seed) or "
                         "a flat zero ECG; repeatable. Writes controls/NAME/ and the controls and grounding "
                         "(real minus control) blocks of metrics.json")
+    parser.add_argument("--verify", action="store_true",
+                        help="check each report's statements against its record's signal: verdicts.jsonl and the "
+                        "share of checkable statements the signal contradicts, overall and per finding, in "
+                        "metrics.json (also for each control)")
     parser.add_argument("--seed", type=int, default=None, help="default: the recipe's seed, else 0")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run the backbone's own modelling code from its folder (off unless you pass this)")
@@ -66,6 +70,8 @@ def eval_recipe(args: argparse.Namespace) -> tuple[Any, list[Any]]:
         overrides.append("eval.bertscore=true")
     if args.control:
         overrides.append(f"eval.controls={json.dumps(args.control)}")
+    if args.verify:
+        overrides.append("eval.verify=true")
     recipe = load_recipe(args.recipe, overrides)
     return recipe, parse_perturbations(args.perturb, seed=recipe.seed)
 
@@ -88,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
     for name, scores in metrics.get("controls", {}).items():
         if "skipped" in scores:
             print(f"control {name} skipped: {scores['skipped']}")
+    if "verification" in metrics:
+        from meit.verify.corpus import describe
+
+        print(f"{describe(metrics['verification'])} ({args.out}/verdicts.jsonl)")
     if specs:
         from pathlib import Path
 

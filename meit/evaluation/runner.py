@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +73,7 @@ class _Job:
         self.model, self.recipe, self.split, self.data_path = model, recipe, split, data_path
         self.checkpoint, self.progress = checkpoint, progress
         self.settings = decoding_from(recipe.eval, recipe.seed)
+        self.measured: dict[str, Any] = {}  # record id -> its signal's measurements, shared by every pass
 
     def run(self, folder: Path, desc: str, hook: Any, extra: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         """Generate with signal ``hook`` (a perturbation, a control or None), write predictions, then score."""
@@ -95,8 +96,23 @@ class _Job:
             "provenance": provenance(self.checkpoint, str(self.data_path), self.split, self.settings.as_dict(),
                                      {"instruction": evaluation_instruction(), "n": len(rows), **extra}),
         }
+        if cfg.verify:  # each report against its own record's stored signal, whatever ECG the model read
+            from meit.verify.corpus import VERDICTS_FILE, verify_corpus
+
+            result["verification"] = verify_corpus({row["id"]: row["prediction"] for row in rows},
+                                                   _stored_records(dataset), out_file=folder / VERDICTS_FILE,
+                                                   cache=self.measured)
+            result["verify_contradicted_share"] = result["verification"]["contradicted_share"]
         atomic_write_text(folder / "metrics.json", json.dumps(result, indent=2))
         return dataset, result
+
+
+def _stored_records(dataset: Any, batch: int = 64) -> Iterator[tuple[str, Any, int]]:
+    """(id, stored signal, fs) of every row of an evaluation dataset, read in batches."""
+    split = dataset.split
+    for start in range(0, len(split), batch):
+        rows = split[start:start + batch]
+        yield from zip((str(i) for i in rows["id"]), rows["ecg"], (int(f) for f in rows["fs"]), strict=True)
 
 
 def _evaluate_controls(job: _Job, out: Path, label: str, names: Sequence[str], rows: Any,
