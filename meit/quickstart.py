@@ -115,6 +115,7 @@ def _write_summary(out: Path, recipe: Recipe, trained: dict[str, Any], untrained
         "trained": scalar_metrics(trained),
         "controls": trained.get("controls", {}),
         "grounding": trained.get("grounding", {}),
+        "verification": trained.get("verification", {}),
         "clinical": trained.get("clinical", {}),
         "train": {"steps": result.steps, "first_loss": result.losses[0] if result.losses else None,
                   "last_loss": result.losses[-1] if result.losses else None},
@@ -165,6 +166,8 @@ Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {model.contra
 
 {grounding_sentence(summary)}
 
+{verification_sentence(summary)}
+
 ## Findings: trained, and with another record's ECG
 
 {findings_table(out, summary)}
@@ -194,6 +197,18 @@ def findings_table(out: Path, summary: dict[str, Any]) -> str:
     body = [[name, row["support"], row["f1"], shuffled.get(name, {}).get("f1")]
             for name, row in sorted(rows.items(), key=lambda kv: -kv[1]["support"])]
     return markdown_table(["finding", "support", "F1 trained", "F1 shuffled ECG"], body, decimals=2)
+
+
+def verification_sentence(summary: dict[str, Any]) -> str:
+    """The trained model's statements checked against the waveform (``eval.verify``), beside the shuffled control."""
+    figures = summary.get("verification") or {}
+    if not figures:
+        return "Verification against the waveform: not run (eval.verify=false)."
+    from meit.verify.corpus import describe
+
+    shuffled = (summary.get("controls", {}).get("shuffled") or {}).get("verify_contradicted_share")
+    control = "" if shuffled is None else f"; with another record's ECG: {100 * shuffled:.1f} % contradicted"
+    return f"Trained model, {describe(figures)}{control} (`meit verify`, docs/evaluation.md)."
 
 
 def grounding_sentence(summary: dict[str, Any]) -> str:

@@ -33,4 +33,6 @@ def test_quickstart_writes_metrics_predictions_report_and_model(tmp_path, capsys
     assert (out / "train" / "final" / "meit_model.json").is_file()
     assert (out / "train" / "encoder_stage" / "final" / "finding_head.safetensors").is_file()
     assert "| finding | support | F1 trained | F1 shuffled ECG |" in report
+    # the shipped recipe verifies the trained model's statements against the waveform (eval.verify)
+    assert metrics["verification"]["n_records"] == 3 and "Trained model, verification:" in report
     assert f"results in {out}" in capsys.readouterr().out
