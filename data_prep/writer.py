@@ -1,8 +1,8 @@
 """From a list of input records to a prepared dataset on disk: sharded, resumable, deterministic.
 
 Records are cut into fixed shards per split from the input order alone; workers write each shard and
-its marker themselves, so a run killed at any point (``MEIT_PREP_KILL_AT`` lets tests do exactly
-that) resumes to byte-identical output, whatever the number of workers.
+its marker themselves, so a run killed at any point resumes to byte-identical output, whatever the
+number of workers (``tests/fault_hooks.py`` kills it at exact points from outside this module).
 """
 
 from __future__ import annotations
@@ -159,25 +159,6 @@ def _is_ours(name: str) -> bool:
     return name in _OUR_NAMES or (tmp is not None and tmp.group("name") in _OUR_FILES)
 
 
-def _maybe_crash(point: str) -> None:
-    """Test hook: ``MEIT_PREP_KILL_AT=shard:N`` (after N shards) or ``finalise`` SIGKILLs this process.
-
-    It lets tests prove that a run killed at any of these points resumes to identical output.
-    """
-    spec = os.environ.get("MEIT_PREP_KILL_AT", "")
-    if not spec.startswith(point):
-        return
-    if point == "shard":
-        global _shards_written
-        _shards_written += 1
-        if _shards_written < int(spec.split(":", 1)[1]):
-            return
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-_shards_written = 0
-
-
 def _reset_output(out: Path) -> None:
     if not out.is_dir():
         return
@@ -282,7 +263,6 @@ def _finalise(
             }
             atomic_write_text(out / split / "state.json", json.dumps(state, indent=2, sort_keys=True))
             atomic_write_text(out / split / "dataset_info.json", json.dumps(info, indent=2))
-    _maybe_crash("finalise")
     total.update(b"rejected" + rejects_hash.digest())
     atomic_write_text(out / "dataset_dict.json", json.dumps({"splits": list(SPLITS)}))
     os.replace(rejected_tmp, out / "rejected.jsonl")
@@ -462,7 +442,6 @@ def _process_shards(
         if pool is None:
             for shard in todo:
                 bar.update(build_shard(shard, items.items(shard.rows), str(out_path), feats, policy))
-                _maybe_crash("shard")
             return
         pending: deque = deque()
         queue = iter(todo)
@@ -476,4 +455,3 @@ def _process_shards(
             if not pending:
                 break
             bar.update(pending.popleft().get())
-            _maybe_crash("shard")

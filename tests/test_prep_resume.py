@@ -1,4 +1,8 @@
-"""A preparation killed with SIGKILL at any point and re-run ends with the same bytes as an uninterrupted one."""
+"""A preparation killed with SIGKILL at any point and re-run ends with the same bytes as an uninterrupted one.
+
+Exact kill points come from ``tests/fault_hooks.py``, which runs ``meit prep`` with the writer wrapped from
+outside; production code has no kill switch.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from data_prep.ptbxl import prepare_ptbxl
 from tests.raw_fixtures import make_ptbxl
 
 SHARD = 4
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tree(out: Path) -> dict[str, bytes]:
@@ -30,9 +35,22 @@ def raw_and_reference(tmp_path_factory):
     return raw, _tree(ref)
 
 
+def _args(root: Path, out: Path, workers: int) -> list[str]:
+    return ["prep", "ptbxl", str(root), str(out), "--source", "records100", "--shard-size", str(SHARD),
+            "--workers", str(workers), "--no-progress"]
+
+
 def _cmd(root: Path, out: Path, workers: int) -> list[str]:
-    return [sys.executable, "-m", "meit", "prep", "ptbxl", str(root), str(out), "--source", "records100",
-            "--shard-size", str(SHARD), "--workers", str(workers), "--no-progress"]
+    return [sys.executable, "-m", "meit", *_args(root, out, workers)]
+
+
+def _killed_at(kill_at: str, root: Path, out: Path, workers: int) -> list[str]:
+    """``meit prep`` run through the test-side hook that SIGKILLs it at ``kill_at``."""
+    return [sys.executable, "-m", "tests.fault_hooks", kill_at, "--", *_args(root, out, workers)]
+
+
+def _markers(out: Path) -> int:
+    return len(list((out / ".work" / "markers").glob("*.json")))
 
 
 def _group_alive(pgid: int) -> list[int]:
@@ -50,21 +68,37 @@ def _group_alive(pgid: int) -> list[int]:
 def test_sigkill_then_rerun_is_identical(raw_and_reference, tmp_path, kill_at):
     raw, reference = raw_and_reference
     out = tmp_path / "out"
-    env = {**os.environ, "MEIT_PREP_KILL_AT": kill_at}
-    proc = subprocess.run(_cmd(raw.root, out, 2), env=env, capture_output=True, text=True,
+    proc = subprocess.run(_killed_at(kill_at, raw.root, out, 2), capture_output=True, text=True, cwd=ROOT,
                           start_new_session=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert not (out / "manifest.json").exists()
-    env.pop("MEIT_PREP_KILL_AT")
-    again = subprocess.run(_cmd(raw.root, out, 2), env=env, capture_output=True, text=True, timeout=300)
+    shards = len([name for name in reference if name.endswith(".arrow")])
+    if kill_at == "finalise":  # every shard done, split metadata written, the top-level files not yet
+        assert _markers(out) == shards and (out / "rejected.jsonl.tmp").is_file()
+        assert not (out / "dataset_dict.json").exists()
+    else:  # killed after that many shards (the other worker may finish one more in flight)
+        assert int(kill_at.split(":")[1]) <= _markers(out) < shards
+    again = subprocess.run(_cmd(raw.root, out, 2), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert _tree(out) == reference
+
+
+def test_kill_point_with_one_worker_is_exact(raw_and_reference, tmp_path):
+    """With one worker the main process writes the markers itself: ``shard:3`` leaves exactly 3."""
+    raw, reference = raw_and_reference
+    out = tmp_path / "out"
+    proc = subprocess.run(_killed_at("shard:3", raw.root, out, 1), capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert _markers(out) == 3
+    again = subprocess.run(_cmd(raw.root, out, 1), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert _tree(out) == reference
 
 
 def test_orphaned_workers_exit_after_parent_is_killed(raw_and_reference, tmp_path):
     raw, _ = raw_and_reference
-    env = {**os.environ, "MEIT_PREP_KILL_AT": "shard:2"}
-    proc = subprocess.Popen(_cmd(raw.root, tmp_path / "out", 2), env=env, start_new_session=True,
+    proc = subprocess.Popen(_killed_at("shard:2", raw.root, tmp_path / "out", 2), cwd=ROOT, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pgid = proc.pid
     assert proc.wait(timeout=300) == -signal.SIGKILL
@@ -98,8 +132,8 @@ def test_interrupted_run_refuses_other_settings(raw_and_reference, tmp_path):
 
     raw, reference = raw_and_reference
     out = tmp_path / "out"
-    env = {**os.environ, "MEIT_PREP_KILL_AT": "shard:2"}
-    proc = subprocess.run(_cmd(raw.root, out, 1), env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(_killed_at("shard:2", raw.root, out, 1), capture_output=True, text=True, cwd=ROOT,
+                          timeout=300)
     assert proc.returncode == -signal.SIGKILL
     with pytest.raises(ConfigError, match="interrupted run"):
         prepare_ptbxl(raw.root, out, source="records100", shard_size=SHARD, max_gap_seconds=1.0, progress=False)

@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("grounding", "meit.bench.grounding",
               "does the model read the ECG? learning curve, per-finding F1, shuffled/zeros controls"),
     Benchmark("suite", "meit.bench.suite_cli", "train + evaluate every backbone of a suite YAML; tables and plots"),
+    Benchmark("faults", "meit.bench.faults", "crashes and bad inputs: kill-and-rerun trials, corrupted records"),
 )}
 
 
