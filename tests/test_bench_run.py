@@ -25,6 +25,9 @@ backbones:
   - name: tiny-opt
   - name: tiny-qwen3
     overrides: [model.fusion=prefix, model.projector=linear]
+  - name: tiny-opt-seed2
+    repeat_of: tiny-opt
+    overrides: [model.llm=tiny-opt, seed=43]
   - name: broken
     overrides: [model.llm=tiny-nonexistent]
 """)
@@ -42,6 +45,15 @@ backbones:
     table = (out / "results.md").read_text()
     assert "| tiny-opt | ok |" in table and "Published reference" in table and "llama-2-7b" in table
     assert "| distinct | Δ micro-F1 (shuffled) |" in table
+    # the control's own scores, the costs, and the seed-to-seed spread every other gap is compared with
+    opt = rows["tiny-opt"]
+    assert float(opt["shuffled_clinical_micro_f1"]) == float(opt["clinical_micro_f1"]) - float(
+        opt["shuffled_clinical_micro_f1_drop"])
+    assert int(opt["total_params"]) > int(opt["trainable_params"]) > 0
+    assert float(opt["seconds_per_step"]) > 0 and float(opt["peak_train_mb"]) > 100 and float(opt["reports_per_s"]) > 0
+    assert "| micro-F1 (shuffled) | macro-F1 (shuffled) |" in table and "| s/step | peak MB |" in table
+    assert rows["tiny-opt-seed2"]["repeat_of"] == "tiny-opt"
+    assert "Seed-to-seed spread" in table and "Differences larger than that spread" in table
     assert (out / "figures" / "metrics_by_backbone.png").is_file()
     assert (out / "figures" / "grounding_by_backbone.png").is_file()
     with open(out / "robustness.csv") as handle:

@@ -29,6 +29,37 @@ def test_suite_validation_errors(tmp_path):
     with pytest.raises(ConfigError, match="repeat"):
         load_suite(_suite(tmp_path, "name: x\nbase_recipe: r.yaml\ndata_path: d\n"
                                     "backbones: [{name: tiny-gpt2}, {name: tiny-gpt2}]\n"))
+    with pytest.raises(ConfigError, match=r"backbones\[0\] \(a\): repeat_of='b' must name an earlier entry"):
+        load_suite(_suite(tmp_path, "name: x\nbase_recipe: r.yaml\ndata_path: d\n"
+                                    "backbones: [{name: a, repeat_of: b}, {name: b}]\n"))
+
+
+def test_the_seed_spread_decides_which_differences_are_reported():
+    from meit.bench.tables import seed_spread, spread_lines
+
+    rows = [{"backbone": "a", "status": "ok", "meteor": 0.30, "clinical_micro_f1": 0.70},
+            {"backbone": "a2", "status": "ok", "repeat_of": "a", "meteor": 0.32, "clinical_micro_f1": 0.66},
+            {"backbone": "b", "status": "ok", "meteor": 0.31, "clinical_micro_f1": 0.50},
+            {"backbone": "c", "status": "failed"}]
+    spread = seed_spread(rows)
+    assert spread == pytest.approx({"meteor": 0.02, "clinical_micro_f1": 0.04})
+    text = "\n".join(spread_lines(rows))
+    assert "- a − b: clinical_micro_f1 +0.2000" in text and "meteor +" not in text  # 0.01 < 0.02: within spread
+    assert spread_lines(rows[:1] + rows[2:]) == []  # no repeat, no spread claimed
+
+
+def test_peak_rss_sees_memory_that_was_freed_before_the_block_ended():
+    from meit.bench.memory import PeakRss
+
+    with PeakRss(interval=0.01) as before:
+        pass
+    with PeakRss(interval=0.01) as peak:
+        block = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+        import time
+
+        time.sleep(0.1)
+        del block
+    assert peak.megabytes >= before.megabytes + 50
 
 
 def test_an_emitted_job_evaluates_exactly_as_the_suite_runs(tmp_path):

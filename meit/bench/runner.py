@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from meit.bench.memory import PeakRss
 from meit.bench.suite import Suite, SuiteEntry, resolve_path
 from meit.config import Recipe, dump_recipe, load_recipe
 from meit.tables import write_csv
@@ -17,6 +18,8 @@ from meit.tables import write_csv
 log = logging.getLogger(__name__)
 SCORE_KEYS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "rouge_1", "rouge_2",
               "clinical_micro_f1", "clinical_macro_f1", "distinct_reports")
+#: what each control contributes to a row beside its drops (``shuffled_clinical_micro_f1`` …)
+CONTROL_KEYS = ("clinical_micro_f1", "clinical_macro_f1", "distinct_reports")
 
 
 def result_cells(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -26,8 +29,19 @@ def result_cells(metrics: dict[str, Any]) -> dict[str, Any]:
     controls = metrics.get("controls", {})
     for name, drops in metrics.get("grounding", {}).items():
         cells.update({f"{name}_{key}": value for key, value in drops.items()})
-        cells[f"{name}_distinct_reports"] = controls.get(name, {}).get("distinct_reports")
+        for key in CONTROL_KEYS:
+            cells[f"{name}_{key}"] = controls.get(name, {}).get(key)
+    rate = metrics.get("generation", {}).get("reports_per_s")
+    if rate is not None:
+        cells["reports_per_s"] = rate
     return cells
+
+
+def model_cells(model: Any, steps: int, loop_seconds: float) -> dict[str, Any]:
+    """Size and training speed of a trained row: parameters (trainable, total) and seconds per optimizer step."""
+    return {"trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "total_params": sum(p.numel() for p in model.parameters()),
+            "seconds_per_step": round(loop_seconds / steps, 3) if steps else None}
 
 
 def entry_recipe(suite: Suite, entry: SuiteEntry, suite_dir: Path, data_path: Path) -> Recipe:
@@ -62,10 +76,14 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
         print(f"\n== bench {index}/{len(suite.backbones)}: {entry.name} ==", flush=True)
         started = time.time()
         row: dict[str, Any] = {"backbone": entry.name}
+        if entry.repeat_of:
+            row["repeat_of"] = entry.repeat_of
         try:
             recipe = entry_recipe(suite, entry, suite_dir, data_path)
             specs = parse_perturbations(suite.perturb, seed=recipe.seed)  # as `meit eval --recipe` of a job
-            result = train(recipe, progress=progress)
+            with PeakRss() as peak:
+                result = train(recipe, progress=progress)
+            row["peak_train_mb"] = peak.megabytes
             model = MeitModel.from_pretrained(result.final_dir)
             metrics = evaluate_model(model, recipe, Path(recipe.output_dir) / "eval", checkpoint=str(result.final_dir),
                                      progress=progress, label=entry.name)
@@ -75,7 +93,7 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
                                             checkpoint=str(result.final_dir), clean=metrics, progress=progress)
                 robustness.extend({"backbone": entry.name, **r} for r in swept)
             row.update(status="ok", steps=result.steps, final_loss=result.losses[-1] if result.losses else None,
-                       trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad))
+                       **model_cells(model, result.steps, result.seconds))
         except Exception as err:  # one backbone failing must not lose the others' results
             log.exception("backbone %s failed", entry.name)
             row.update(status="failed", error=f"{type(err).__name__}: {err}")

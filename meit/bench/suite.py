@@ -26,6 +26,9 @@ class SynthData(_Strict):
 class SuiteEntry(_Strict):
     name: str
     overrides: list[str] = Field(default_factory=list)
+    repeat_of: str | None = Field(
+        None, description="an earlier entry this one repeats with another seed: their gap is the seed-to-seed "
+                          "spread the table compares every other difference with")
 
 
 class Suite(_Strict):
@@ -59,6 +62,10 @@ def load_suite(path: str | Path) -> tuple[Suite, Path]:
     names = [b.name for b in suite.backbones]
     if len(set(names)) != len(names):
         raise ConfigError(f"suite {file}: backbone names repeat: {names}")
+    for index, entry in enumerate(suite.backbones):
+        if entry.repeat_of is not None and entry.repeat_of not in names[:index]:
+            raise ConfigError(f"suite {file}: backbones[{index}] ({entry.name}): repeat_of={entry.repeat_of!r} "
+                              f"must name an earlier entry, one of {names[:index]}")
     return suite, file.resolve().parent
 
 

@@ -34,15 +34,75 @@ def read_reference(path: Path, dataset: str | None) -> list[dict[str, str]]:
     return [r for r in rows if dataset is None or r.get("dataset") == dataset]
 
 
+#: score columns of the main table: (row key, header)
+SCORE_COLUMNS = (("bleu_1", "BLEU-1"), ("bleu_4", "BLEU-4"), ("meteor", "METEOR"), ("rouge_l", "ROUGE-L"),
+                 ("cider_d", "CIDEr-D"), ("clinical_micro_f1", "micro-F1"), ("clinical_macro_f1", "macro-F1"))
+#: cost columns, shown when any row has them
+COST_COLUMNS = (("seconds_per_step", "s/step"), ("peak_train_mb", "peak MB"), ("trainable_params", "trainable"),
+                ("total_params", "total params"), ("reports_per_s", "reports/s"))
+#: metrics whose row-to-row differences are compared with the seed-to-seed spread
+SPREAD_METRICS = ("meteor", "rouge_l", "cider_d", "clinical_micro_f1", "clinical_macro_f1")
+
+
+def control_value_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Each control's own clinical micro-/macro-F1 (the same model reading another record's ECG)."""
+    return [(f"{name}_clinical_{kind}_f1", f"{kind}-F1 ({name})")
+            for name in control_names(rows) for kind in ("micro", "macro")
+            if any(f"{name}_clinical_{kind}_f1" in r for r in rows)]
+
+
+def main_columns(rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    present = [(k, h) for k, h in SCORE_COLUMNS if any(k in r for r in rows)]
+    present += control_value_columns(rows) + grounding_columns(rows)
+    return present + [(k, h) for k, h in COST_COLUMNS if any(k in r for r in rows)]
+
+
+def seed_spread(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per metric, the largest gap between a row and the row it repeats with another seed (``repeat_of``)."""
+    by_name = {r["backbone"]: r for r in rows if r.get("status") == "ok"}
+    spread: dict[str, float] = {}
+    for row in by_name.values():
+        twin = by_name.get(row.get("repeat_of") or "")
+        if twin is None:
+            continue
+        for metric in SPREAD_METRICS:
+            if isinstance(row.get(metric), int | float) and isinstance(twin.get(metric), int | float):
+                spread[metric] = max(spread.get(metric, 0.0), abs(row[metric] - twin[metric]))
+    return spread
+
+
+def spread_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The seed-to-seed spread, then each pair of rows whose difference exceeds it (and which do not)."""
+    spread = seed_spread(rows)
+    if not spread:
+        return []
+    ok = [r for r in rows if r.get("status") == "ok" and not r.get("repeat_of")]
+    lines = ["", "Seed-to-seed spread (the gap between a row and its repeat with another seed): "
+             + ", ".join(f"{m} {v:.4f}" for m, v in spread.items()) + ".",
+             "Differences larger than that spread (all other gaps are within it, so not evidence of a difference):"]
+    found = False
+    for i, a in enumerate(ok):
+        for b in ok[i + 1:]:
+            bigger = [f"{m} {a[m] - b[m]:+.4f}" for m in spread
+                      if isinstance(a.get(m), int | float) and isinstance(b.get(m), int | float)
+                      and abs(a[m] - b[m]) > spread[m]]
+            if bigger:
+                found = True
+                lines.append(f"- {a['backbone']} − {b['backbone']}: " + ", ".join(bigger))
+    if not found:
+        lines.append("- none")
+    return lines
+
+
 def write_markdown(suite: Any, rows: list[dict[str, Any]], path: Path) -> None:
     from meit.bench.suite import resolve_path
 
-    columns = [(m, m) for m in ("bleu_1", "bleu_4", "meteor", "rouge_l", "cider_d") if any(m in r for r in rows)]
-    columns += grounding_columns(rows)
+    columns = main_columns(rows)
     body = ([row["backbone"], row.get("status", ""), *(row.get(k) for k, _ in columns),
              None if row.get("seconds") is None else str(row["seconds"])] for row in rows)
     lines = [f"# bench: {suite.name}", "",
              markdown_table(["backbone", "status", *(h for _, h in columns), "seconds"], body, left=2)]
+    lines += spread_lines(rows)
     failed = [r for r in rows if r.get("status") == "failed"]
     if failed:
         lines += ["", "Failures:"] + [f"- {r['backbone']}: {r.get('error')}" for r in failed]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,14 +86,19 @@ class _Job:
             instruction_seed=self.recipe.data.instruction_seed, fixed_instruction=evaluation_instruction(),
             with_report=False, perturb=hook,
         )
+        started = time.perf_counter()
         rows = generate_reports(self.model, dataset, self.settings, batch_size=cfg.batch_size,
                                 progress=self.progress, desc=f"{desc}: generate")
+        generation_seconds = time.perf_counter() - started
         source_of = getattr(hook, "source_of", None)
         if source_of is not None:  # a control: which record's ECG (if any) each report was written from
             rows = [{**row, "ecg_from": source_of(row["id"])} for row in rows]
         write_predictions(folder / "predictions.jsonl", rows)  # before scoring: a scorer error keeps them
         result = {
             **score_rows(rows, cfg),
+            # wall time of generation only (batched, this machine): the suites' reports/s column
+            "generation": {"seconds": round(generation_seconds, 3), "batch_size": cfg.batch_size,
+                           "reports_per_s": round(len(rows) / generation_seconds, 3) if generation_seconds else None},
             "provenance": provenance(self.checkpoint, str(self.data_path), self.split, self.settings.as_dict(),
                                      {"instruction": evaluation_instruction(), "n": len(rows), **extra}),
         }
