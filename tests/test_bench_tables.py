@@ -1,6 +1,7 @@
 """Suite validation, result tables and plots (no training here; the CPU suite runs in test_bench_cpu)."""
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -146,3 +147,24 @@ def test_shipped_suites_validate_and_name_registered_backbones(path, tmp_path):
     for entry in suite.backbones:
         recipe = entry_recipe(suite, entry, suite_dir, tmp_path)
         assert resolve_backbone(recipe.model.llm).name == recipe.model.llm
+
+
+def test_an_entry_may_bring_its_own_base_recipe_and_still_gets_the_suite_overrides(tmp_path):
+    from meit.bench.runner import entry_recipe
+
+    own = tmp_path / "own.yaml"
+    own.write_text(Path("recipes/quickstart.yaml").read_text().replace("seed: 42", "seed: 7"))
+    suite, suite_dir = load_suite(_suite(tmp_path, f"""
+name: demo
+base_recipe: recipes/quickstart.yaml
+data_path: {tmp_path / 'data'}
+overrides: [train.max_steps=3]
+backbones:
+  - name: tiny-gpt2
+  - name: mine
+    base_recipe: {own}
+    overrides: [model.llm=tiny-opt]
+"""))
+    shared, mine = (entry_recipe(suite, e, suite_dir, tmp_path / "data") for e in suite.backbones)
+    assert (shared.seed, mine.seed) == (42, 7)
+    assert shared.train.max_steps == mine.train.max_steps == 3 and mine.model.llm == "tiny-opt"

@@ -48,7 +48,7 @@ def entry_recipe(suite: Suite, entry: SuiteEntry, suite_dir: Path, data_path: Pa
     out = Path(suite.output_dir) / entry.name
     overrides = [*suite.overrides, *entry.overrides, f"model.llm={entry.name}" if not any(
         o.startswith("model.llm=") for o in entry.overrides) else "", f"output_dir={out}", f"data.path={data_path}"]
-    return load_recipe(resolve_path(suite.base_recipe, suite_dir), [o for o in overrides if o])
+    return load_recipe(resolve_path(entry.base_recipe or suite.base_recipe, suite_dir), [o for o in overrides if o])
 
 
 def prepare_data(suite: Suite, suite_dir: Path, progress: bool = True) -> Path:

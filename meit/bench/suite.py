@@ -26,6 +26,9 @@ class SynthData(_Strict):
 class SuiteEntry(_Strict):
     name: str
     overrides: list[str] = Field(default_factory=list)
+    base_recipe: str | None = Field(
+        None, description="this entry's own base recipe (e.g. a baseline that is not an LLM); the suite's "
+                          "overrides still apply, so every row shares data, budget and evaluation")
     repeat_of: str | None = Field(
         None, description="an earlier entry this one repeats with another seed: their gap is the seed-to-seed "
                           "spread the table compares every other difference with")
