@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("synth", "meit.bench.synth", "synthetic generator throughput: records/s in memory and written"),
     Benchmark("prep", "meit.bench.prep", "preparation throughput and peak memory on synthetic 500 Hz records"),
     Benchmark("loader", "meit.bench.loader", "training data-loader throughput: samples/s per worker count"),
+    Benchmark("render", "meit.bench.render", "ECG paper rendering, augmentation and GAF/RP/MTF encodings: images/s"),
     Benchmark("train-step", "meit.bench.train_step", "training-step overhead against the bare LLM; FLOPs and MFU"),
     Benchmark("scaling", "meit.bench.scaling", "training throughput and peak memory, 1 then N processes"),
     Benchmark("generation", "meit.bench.generation", "batched generation throughput: reports/s per batch size"),
