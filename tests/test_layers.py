@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("evaluation", frozenset({"meit.evaluation"})),
     ("retrieval", frozenset({"meit.retrieval"})),
     ("quickstart", frozenset({"meit.quickstart"})),
+    ("serve", frozenset({"meit.serve"})),
     ("bench", frozenset({"meit.bench"})),
     ("cli", frozenset({"meit.cli"})),
     ("entry point", frozenset({"meit.__main__"})),

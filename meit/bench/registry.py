@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
     Benchmark("train-step", "meit.bench.train_step", "training-step overhead against the bare LLM; FLOPs and MFU"),
     Benchmark("scaling", "meit.bench.scaling", "training throughput and peak memory, 1 then N processes"),
     Benchmark("generation", "meit.bench.generation", "batched generation throughput: reports/s per batch size"),
+    Benchmark("serve", "meit.bench.serve", "meit serve: requests/s, p50/p95 latency per concurrency, batching on/off"),
     Benchmark("metrics", "meit.bench.metrics", "report-metric timing on N synthetic report pairs"),
     Benchmark("verify", "meit.bench.verify",
               "reports checked against the waveform: measurement error, supported share, planted errors caught"),
