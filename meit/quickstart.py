@@ -181,7 +181,8 @@ Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {model.contra
 {examples}
 
 Time: {timings}. Predictions: `predictions.jsonl` (trained), `untrained/predictions.jsonl`,
-`controls/shuffled/predictions.jsonl`, `controls/zeros/predictions.jsonl`; model: `train/final/`.
+`controls/shuffled/predictions.jsonl`, `controls/zeros/predictions.jsonl`; model: `train/final/`, with its model card
+(`train/final/MODEL_CARD.md`, this evaluation included).
 """
     atomic_write_text(out / "report.md", text)
 

@@ -105,8 +105,21 @@ def check_probe(report: Path, run: Path, *, adapter_only: bool) -> dict:
         assert (run / "final" / "llm" / "model.safetensors").is_file()
     new = sorted(p.relative_to(run / "final") for p in (run / "final").rglob("*") if p.is_file())
     old = sorted(p.relative_to(run / "final_full") for p in (run / "final_full").rglob("*") if p.is_file())
-    new.remove(Path("recipe.yaml"))  # written by the engine after the save
+    for after in ("recipe.yaml", "model_card.json", "MODEL_CARD.md"):  # written by the engine after the save
+        new.remove(Path(after))
     assert new == old, (new, old)
     for name in new:
         assert (run / "final" / name).read_bytes() == (run / "final_full" / name).read_bytes(), name
+    check_card_counts(run / "final")
     return seen
+
+
+def check_card_counts(final: Path) -> None:
+    """The card a sharded run wrote counts every parameter whole (not this rank's shards)."""
+    from meit.models import MeitModel
+    from meit.models.card import read_card
+
+    card = read_card(final)
+    model = MeitModel.from_pretrained(final)
+    assert card["model"]["parameters"]["total"] == sum(p.numel() for p in model.parameters())
+    assert card["training"]["processes"] == 2 and card["model"]["parameters"]["trainable"] > 0

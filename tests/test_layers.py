@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("leaf", frozenset({
         "meit", "meit.errors", "meit.paths", "meit.hashing", "meit.leads", "meit.config", "meit.tables",
         "meit.findings", "meit.findings_text", "meit.findings_lexicon", "meit.findings_scp", "meit.publish",
-        "meit.cache_build", "meit.ecg_signal", "meit.records",
+        "meit.cache_build", "meit.ecg_signal", "meit.records", "meit.code_version",
     })),
     ("measure", frozenset({"meit.measure"})),
     ("verify", frozenset({"meit.verify"})),

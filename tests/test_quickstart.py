@@ -31,6 +31,11 @@ def test_quickstart_writes_metrics_predictions_report_and_model(tmp_path, capsys
     assert "Grounding (real minus control)" in report and "for 3 records (share" in report
     assert (out / "figures" / "example_ecg.png").stat().st_size > 10_000
     assert (out / "train" / "final" / "meit_model.json").is_file()
+    # its model card holds the trained model's evaluation beside both controls (docs/model_cards.md)
+    (entry,) = json.loads((out / "train" / "final" / "model_card.json").read_text())["evaluations"].values()
+    assert entry["metrics"]["bleu_4"] == metrics["trained"]["bleu_4"]
+    assert set(entry["controls"]) == {"shuffled", "zeros"}
+    assert "train/final/MODEL_CARD.md" in report
     assert (out / "train" / "encoder_stage" / "final" / "finding_head.safetensors").is_file()
     assert "| finding | support | F1 trained | F1 shuffled ECG |" in report
     # the shipped recipe verifies the trained model's statements against the waveform (eval.verify)

@@ -27,5 +27,9 @@ def run(args: argparse.Namespace) -> int:
     overrides["trust_remote_code"] = args.trust_remote_code
     model = MeitModel.from_pretrained(args.checkpoint, **overrides)
     out = model.save_pretrained(args.out, merge_lora=args.merge_lora)
-    print(f"wrote {out}{' (LoRA merged into the base)' if args.merge_lora else ''}")
+    from meit.models.card_export import write_export_card
+
+    card_error = write_export_card(args.checkpoint, out, model, args.merge_lora)
+    print(f"wrote {out}{' (LoRA merged into the base)' if args.merge_lora else ''}"
+          + ("" if card_error else " with its MODEL_CARD.md"))
     return 0

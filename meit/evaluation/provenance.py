@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 from typing import Any
 
-from meit import __version__, hashing
+from meit import hashing
+from meit.code_version import code_version
 
-
-def code_version() -> dict[str, str | None]:
-    """The package version and, when run from a git checkout, the commit (with a dirty flag)."""
-    root = Path(__file__).resolve().parents[2]
-    commit = None
-    try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
-        if out.returncode == 0:
-            commit = out.stdout.strip()
-            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                   capture_output=True, text=True, timeout=5, check=False).stdout.strip()
-            if dirty:
-                commit += "-dirty"
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"meit": __version__, "git_commit": commit}
+__all__ = ["code_version", "file_sha256", "provenance", "weights_sha256"]
 
 
 def file_sha256(path: Path) -> str | None:

@@ -14,6 +14,7 @@ from meit.data.dataset import evaluation_instruction, report_dataset
 from meit.data.prompts import PromptFormat
 from meit.evaluation.io import write_predictions
 from meit.evaluation.metrics import check_scorers
+from meit.evaluation.model_card import record_evaluation
 from meit.evaluation.provenance import provenance
 from meit.inference.generation import DecodingSettings, generate_reports
 from meit.publish import atomic_write_text
@@ -52,7 +53,8 @@ def evaluate_model(
 
     Then each control (``controls``, default ``eval.controls``; none under a perturbation) runs with the
     same model and decoding on the same rows, into ``OUT/controls/<name>/``; ``metrics.json`` gains its
-    scalar metrics under ``controls`` and the real-minus-control drops under ``grounding``.
+    scalar metrics under ``controls`` and the real-minus-control drops under ``grounding``. A clean evaluation
+    of a saved artifact (``checkpoint``) is recorded in its model card (``meit.evaluation.model_card``).
     """
     names = list(controls if controls is not None else ([] if perturb is not None else recipe.eval.controls))
     check_scorers(meteor=recipe.eval.meteor, bertscore=recipe.eval.bertscore)
@@ -63,6 +65,8 @@ def evaluate_model(
     if names:
         result.update(_evaluate_controls(job, out, label, names, dataset.split, result))
         atomic_write_text(out / "metrics.json", json.dumps(result, indent=2))
+    if perturb is None:  # a clean evaluation of a saved artifact goes into its model card (never fatal)
+        record_evaluation(checkpoint, model, result, recipe, out)
     return result
 
 

@@ -180,6 +180,8 @@ class BackboneSpec:
     sliding_window: bool
     lora_fan_in_fan_out: bool = False
     notes: str = ""
+    #: the weights' licence as the model's own page states it ("" = not known to meit: see its own card)
+    licence: str = ""
 
     @property
     def is_tiny(self) -> bool:
@@ -247,9 +249,36 @@ _PRESET_ROWS: list[tuple[str, str, str, Template, str]] = [
     ("phi-3-mini-4k-instruct", "phi3", "microsoft/Phi-3-mini-4k-instruct", "chat", ""),
 ]
 
-PRESETS: dict[str, BackboneSpec] = {row[0]: _spec(*row) for row in _PRESET_ROWS}
+_GEMMA_TERMS = "Gemma Terms of Use (ai.google.dev/gemma/terms) and the Gemma Prohibited Use Policy"
+#: preset name → the licence of its weights as their model pages state it (written from those pages as known,
+#: not fetched at run time: confirm on the model's own page before use). Model cards copy it from the spec.
+PRESET_LICENCES: dict[str, str] = {
+    "smollm2-135m-instruct": "Apache-2.0",
+    "gemma3-270m": _GEMMA_TERMS,
+    "gpt2-medium": "MIT", "gpt2-large": "MIT",
+    "gpt-neo": "MIT", "gpt-neox-20b": "Apache-2.0", "gpt-j-6b": "Apache-2.0",
+    "bloom-7b1": "BigScience RAIL License v1.0 (use restrictions)",
+    "opt-6.7b": "OPT-175B License Agreement (non-commercial research)",
+    "llama-1-7b": "LLaMA (v1) licence: non-commercial research, from Meta",
+    "llama-2-7b": "Llama 2 Community License Agreement", "llama-2-13b": "Llama 2 Community License Agreement",
+    "llama-2-70b": "Llama 2 Community License Agreement",
+    "mistral-7b": "Apache-2.0", "mistral-7b-instruct": "Apache-2.0",
+    "llama-3-8b-instruct": "Meta Llama 3 Community License Agreement",
+    "qwen2-0.5b-instruct": "Apache-2.0", "qwen2.5-0.5b-instruct": "Apache-2.0", "qwen2.5-7b-instruct": "Apache-2.0",
+    "qwen3-0.6b": "Apache-2.0", "qwen3-8b": "Apache-2.0",
+    "gemma-2-2b-it": _GEMMA_TERMS, "gemma-3-1b-it": _GEMMA_TERMS,
+    "phi-3-mini-4k-instruct": "MIT",
+}
+#: what a model card says for a backbone meit has no licence for (a hub id or a local folder)
+UNKNOWN_LICENCE = "unknown — check the model's own card"
+TINY_LICENCE = "none: random weights made by meit (no upstream weights)"
+
+PRESETS: dict[str, BackboneSpec] = {
+    row[0]: dataclasses.replace(_spec(*row), licence=PRESET_LICENCES.get(row[0], "")) for row in _PRESET_ROWS
+}
 TINY: dict[str, BackboneSpec] = {
-    f"tiny-{short}": _spec(f"tiny-{short}", fam, "tiny", FAMILIES[fam].tiny_template, "tiny random variant")
+    f"tiny-{short}": dataclasses.replace(
+        _spec(f"tiny-{short}", fam, "tiny", FAMILIES[fam].tiny_template, "tiny random variant"), licence=TINY_LICENCE)
     for short, fam in TINY_FAMILIES.items()
 }
 DEFAULT_BACKBONE = "smollm2-135m-instruct"
@@ -372,6 +401,11 @@ def resolve_backbone(name_or_path: str) -> BackboneSpec:
     raise ModelError(
         f"unknown backbone '{name}': not a registry name, not an existing folder, not a hub id (org/name){hint}"
     )
+
+
+def licence_of(spec: BackboneSpec) -> str:
+    """The backbone's licence, or :data:`UNKNOWN_LICENCE` for a hub id or folder meit has no record of."""
+    return spec.licence or UNKNOWN_LICENCE
 
 
 def family(spec: BackboneSpec) -> Family:

@@ -28,8 +28,9 @@ from meit.pretrain.data import EcgTextCollator, EcgTextDataset, prepared_split
 from meit.pretrain.losses import gather_rows, info_nce, masked_mse, span_mask
 from meit.pretrain.model import EcgTextModel
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final
+from meit.training.model_card import RunFacts, write_pretrain_card
 from meit.training.optim import build_scheduler, total_optimizer_steps
-from meit.training.resume import run_settings
+from meit.training.resume import run_identity, run_settings
 from meit.training.setup import build_accelerator
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class PretrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     main_process: bool = True
+    card_error: str | None = None  # why final/model_card.json could not be written (the run itself succeeded)
 
 
 def split_dataset(recipe: PretrainRecipe, model: EcgTextModel, split_name: str,
@@ -189,6 +191,11 @@ def pretrain(recipe: PretrainRecipe, *, progress: bool = True, validation_scorer
                             evaluations=looped.evaluations, seconds=looped.seconds)
     if accelerator.is_main_process:
         (final_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        result.card_error = write_pretrain_card(final_dir, accelerator.unwrap_model(model), recipe, RunFacts(
+            identity=run_identity(settings.run_settings, accelerator.num_processes), steps=looped.steps,
+            steps_this_session=len(looped.losses), seconds=looped.seconds, processes=accelerator.num_processes,
+            batches_per_epoch=batches_per_epoch, final_loss=looped.losses[-1] if looped.losses else None,
+            mixed_precision=str(accelerator.mixed_precision)))
     result.main_process = accelerator.is_main_process
     accelerator.wait_for_everyone()
     accelerator.end_training()

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from meit.evaluation.model_card import record_pretrain_evaluation
 from meit.evaluation.ranking import recall_at_k
 from meit.pretrain.config import PretrainRecipe
 from meit.pretrain.data import prepared_split
@@ -51,5 +52,7 @@ def pretrain_and_evaluate(recipe: PretrainRecipe, *, progress: bool = True, eval
                       needs_eval_split=evaluate)
     if evaluate and result.main_process:
         result.metrics = self_evaluate(recipe, result.final_dir, progress=progress)
-        atomic_write_text(Path(recipe.output_dir) / "metrics.json", json.dumps(result.metrics, indent=2))
+        metrics_file = Path(recipe.output_dir) / "metrics.json"
+        atomic_write_text(metrics_file, json.dumps(result.metrics, indent=2))
+        record_pretrain_evaluation(result.final_dir, result.metrics, recipe, metrics_file)  # logged, never fatal
     return result

@@ -26,6 +26,7 @@ from meit.findings import finding_matrix
 from meit.inference.generation import DecodingSettings, generate_reports
 from meit.training.fsdp import configure_wrapping, uses_fsdp
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final, shards_parameters
+from meit.training.model_card import RunFacts, write_training_card
 from meit.training.optim import build_optimizer, build_scheduler, total_optimizer_steps
 from meit.training.resume import choose_checkpoint, decided_on_main, run_identity, run_settings
 from meit.training.setup import build_accelerator, build_model, build_split_dataset, check_data
@@ -39,6 +40,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     val_losses: list[tuple[int, float]] = field(default_factory=list)
     seconds: float = 0.0
+    card_error: str | None = None  # why final/model_card.json could not be written (the run itself succeeded)
 
 
 def _loader(dataset: Any, recipe: Recipe, collator: EcgCollator, shuffle: bool, batch_size: int) -> DataLoader:
@@ -297,8 +299,14 @@ def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool,
 
     final_dir = output_dir / "final"
     save_final(model, accelerator, final_dir, artifact_keys(accelerator.unwrap_model(model)))
+    card_error = None
     if accelerator.is_main_process:
         (final_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        card_error = write_training_card(final_dir, accelerator.unwrap_model(model), recipe, RunFacts(
+            identity=run_identity(settings.run_settings, accelerator.num_processes), steps=looped.steps,
+            steps_this_session=len(looped.losses), seconds=looped.seconds, processes=accelerator.num_processes,
+            batches_per_epoch=batches_per_epoch, final_loss=looped.losses[-1] if looped.losses else None,
+            mixed_precision=str(accelerator.mixed_precision)))
     accelerator.wait_for_everyone()
     return TrainResult(final_dir=final_dir, steps=looped.steps, losses=looped.losses, val_losses=task.val_losses,
-                       seconds=looped.seconds)
+                       seconds=looped.seconds, card_error=card_error)
