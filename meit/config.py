@@ -63,8 +63,35 @@ class SignalInputConfig(_Section):
     )
 
 
+#: ``model.llm`` names of the non-LLM baseline (``meit/models/encdec``): the ECG encoder with a word-level
+#: Transformer or LSTM decoder trained from scratch (Bleich et al.); the LLM keys do not apply to it
+ENCDEC_LLMS: tuple[str, ...] = ("encdec-transformer", "encdec-lstm")
+
+
+class EncDecConfig(_Section):
+    """The decoder and vocabulary of the non-LLM baseline (``model.llm=encdec-transformer|encdec-lstm``)."""
+
+    d_model: int = Field(256, ge=8, description="width of the word embeddings and of the decoder")
+    layers: int = Field(3, ge=1, description="Transformer decoder layers, or stacked LSTM layers")
+    heads: int = Field(8, ge=1, description="attention heads (Transformer self/cross attention)")
+    ff_dim: int = Field(1024, ge=8, description="feed-forward width of each Transformer decoder layer")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    encoder_width: int | None = Field(
+        None, ge=4, description="base width of the ResNet encoder (its stem channels); None: the registry default")
+    vocab_min_count: int = Field(2, ge=1, description="a word enters the vocabulary after this many train-report uses")
+    vocab_max_size: int = Field(5000, ge=8, description="most frequent words kept (special tokens not counted)")
+    lowercase: bool = Field(False, description="lowercase reports before building the vocabulary and training")
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> EncDecConfig:
+        if self.d_model % self.heads:
+            raise ValueError(f"model.encdec.d_model ({self.d_model}) must be a multiple of model.encdec.heads "
+                             f"({self.heads})")
+        return self
+
+
 class ModelConfig(SignalInputConfig):
-    """What to build: encoder → projector → fusion → LLM (+ LoRA)."""
+    """What to build: encoder → projector → fusion → LLM (+ LoRA), or encoder → word-level decoder (encdec)."""
 
     llm: str = "smollm2-135m-instruct"
     encoder: str = "resnet1d-50"
@@ -94,11 +121,25 @@ class ModelConfig(SignalInputConfig):
         None, description="system message of every prompt; None keeps the chat template's own default (SmolLM2 "
                           "adds a 16-token one to every example), '' an empty one; the plain template puts it "
                           "on the line before the instruction")
+    encdec: EncDecConfig = Field(default_factory=EncDecConfig, description=(
+        "decoder and vocabulary of the non-LLM baseline; read only when model.llm is one of ENCDEC_LLMS"))
+
+    @property
+    def is_encdec(self) -> bool:
+        """Whether this config builds the non-LLM baseline (no projector, fusion, LoRA or prompt)."""
+        return self.llm in ENCDEC_LLMS
 
     @field_validator("bandpass")
     @classmethod
     def _check_bandpass(cls, value: tuple[float | None, float | None] | None) -> tuple | None:
         return check_bandpass(value)
+
+    @model_validator(mode="after")
+    def _check_encdec(self) -> ModelConfig:
+        if self.is_encdec and self.quantization != "none":
+            raise ValueError(f"model.llm={self.llm} trains every weight from scratch: model.quantization must be "
+                             f"none, got {self.quantization}")
+        return self
 
     @model_validator(mode="after")
     def _check_fusion(self) -> ModelConfig:
@@ -276,6 +317,9 @@ class Recipe(_Section):
         if uses_head and not self.model.finding_head and not train.init_from:
             raise ValueError("train.stage=encoder, train.encoder_stage and train.aux_findings_weight train the "
                              "encoder through its findings head: set model.finding_head=true")
+        if self.model.is_encdec and train.stage == "align":
+            raise ValueError(f"model.llm={self.model.llm} has no projector to align: train.stage must be finetune "
+                             "(everything trains) or encoder (encoder + findings head)")
         if self.model.projector_norm and train.stage != "encoder" and train.batch_size < 2:
             raise ValueError("model.projector_norm standardises encoder features across the batch: "
                              "train.batch_size must be at least 2 per process (raise it and lower train.grad_accum)")

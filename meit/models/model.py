@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from meit.data.prompts import expects_bos
 from meit.errors import ConfigError, DataError, ModelError
 from meit.findings import FINDINGS
 from meit.models.backbones import BackboneSpec, resolve_backbone
+from meit.models.encdec import ARCHITECTURE as ENCDEC_ARCHITECTURE
+from meit.models.encdec import EncDecModel, artifact_architecture
 from meit.models.encoder_choice import AUTO_ENCODER, adopt_encoder_artifact, contract_from_config
 from meit.models.encoders import (
     ECGEncoder,
@@ -169,8 +172,20 @@ class MeitModel(nn.Module):
         return int(hf.config.get_text_config().hidden_size)
 
     @classmethod
-    def build(cls, cfg: ModelConfig, *, data_fs: int, data_seconds: float) -> MeitModel:
-        """Build encoder, projector, backbone (+ LoRA / quantisation) and install the fusion."""
+    def build(cls, cfg: ModelConfig, *, data_fs: int, data_seconds: float,
+              train_reports: Iterable[str] | Callable[[], Iterable[str]] | None = None) -> MeitModel:
+        """Build encoder, projector, backbone (+ LoRA / quantisation) and install the fusion.
+
+        An encdec ``model.llm`` (``meit.config.ENCDEC_LLMS``) builds the non-LLM baseline instead
+        (:class:`meit.models.encdec.EncDecModel`, same interface), whose vocabulary comes from
+        ``train_reports`` (the training split's reports, or a function returning them).
+        """
+        if cfg.is_encdec:
+            if train_reports is None:
+                raise ConfigError(f"model.llm={cfg.llm} builds its vocabulary from the training reports: "
+                                  "pass train_reports")
+            return EncDecModel.build(cfg, data_fs=data_fs, data_seconds=data_seconds,  # type: ignore[return-value]
+                                     train_reports=train_reports)
         spec = resolve_backbone(cfg.llm).with_template(cfg.template)
         if cfg.quantization != "none" and not cfg.lora.enabled:
             raise ConfigError(
@@ -480,5 +495,8 @@ class MeitModel(nn.Module):
         cls, directory: str | Path, *, device: str | torch.device | None = None, **overrides: Any
     ) -> MeitModel:
         """Reload an artifact from its folder alone; ``overrides`` replace load-time ModelConfig fields
-        (``quantization``, ``dtype``, ``gradient_checkpointing``, ``trust_remote_code``, ``max_length``)."""
+        (``quantization``, ``dtype``, ``gradient_checkpointing``, ``trust_remote_code``, ``max_length``).
+        An encdec artifact (``architecture: encdec`` in ``meit_model.json``) reloads as an ``EncDecModel``."""
+        if artifact_architecture(directory) == ENCDEC_ARCHITECTURE:
+            return EncDecModel.from_pretrained(directory, device=device, **overrides)  # type: ignore[return-value]
         return load_model(cls, directory, device=device, **overrides)

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from meit.config import Recipe
-from meit.data.dataset import EcgReportDataset, get_split, load_prepared, report_dataset
+from meit.data.dataset import EcgReportDataset, get_split, load_prepared, load_split, report_dataset
 from meit.data.prompts import PromptFormat
 from meit.data.stored_rate import data_rate
 from meit.errors import ConfigError
@@ -104,7 +104,14 @@ def build_model(recipe: Recipe) -> Any:
     if recipe.train.init_from:
         return model_from_artifact(recipe)
     fs, seconds = data_rate(recipe.data)
-    return MeitModel.build(recipe.model, data_fs=fs, data_seconds=seconds)
+    return MeitModel.build(recipe.model, data_fs=fs, data_seconds=seconds, train_reports=lambda: train_reports(recipe))
+
+
+def train_reports(recipe: Recipe) -> list[str]:
+    """The reports of the rows this recipe trains on (``data.train_split``, ``data.max_train_samples``): what a
+    model that builds its vocabulary from the data (the encdec baseline) may see, and nothing of the other splits."""
+    split = load_split(recipe.data.require_path(), recipe.data.train_split, recipe.data.max_train_samples)
+    return [str(report) for report in split["report"]]
 
 
 def model_from_artifact(recipe: Recipe) -> Any:
