@@ -273,6 +273,13 @@ def test_train_eval_generate_through_the_cli(llm, tmp_path, prepared_100hz, synt
     assert [r["step"] for r in log] == list(range(1, 7)) and "val_loss" in log[2] and len(log[2]["samples"]) == 2
     final = run / "final"
     assert (final / "meit_model.json").is_file() and (final / "recipe.yaml").is_file()
+    # its model card: a decoder, no backbone weights, every parameter trained here
+    card = json.loads((final / "model_card.json").read_text())["model"]
+    assert card["decoder"]["kind"] == llm and card["adaptation"]["method"] == "full"
+    assert card["fusion"] is None and card["projector"] is None
+    assert "no pretrained weights" in card["backbone"]["licence"]
+    assert card["parameters"]["total"] == sum(card["parameters"]["by_part"].values())
+    assert "| decoder |" in (final / "MODEL_CARD.md").read_text()
 
     (tmp_path / "eval_recipe.yaml").write_text((final / "recipe.yaml").read_text())
     out = tmp_path / "eval"
@@ -287,6 +294,7 @@ def test_train_eval_generate_through_the_cli(llm, tmp_path, prepared_100hz, synt
     control = [json.loads(line) for line in (out / "controls" / "shuffled" / "predictions.jsonl").read_text()
                .splitlines()]
     assert len(rows) == len(control) == 6 and all(r["ecg_from"] != r["id"] for r in control)
+    assert len(json.loads((final / "model_card.json").read_text())["evaluations"]) == 1
 
     record = sorted((synthetic_raw / "records100").rglob("*.hea"))[0].with_suffix("")
     capsys.readouterr()

@@ -89,6 +89,7 @@ class ModelFacts(_Part):
     encoder: EncoderFacts
     fusion: dict[str, Any] | None = None
     projector: dict[str, Any] | None = None
+    decoder: dict[str, Any] | None = None  # the non-LLM baseline's word-level decoder (no fusion, projector, LoRA)
     adaptation: AdaptationFacts | None = None
     quantisation: str = "none"
     dtype: str | None = None

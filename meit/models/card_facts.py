@@ -103,12 +103,34 @@ def _lora_targets(model: Any) -> list[str] | None:
     return list(targets) if targets else None
 
 
+def _encdec_facts(model: Any, every: list[Any], trained: bool) -> dict[str, Any]:
+    """The non-LLM baseline: an encoder and a word-level decoder, every weight trained here from scratch."""
+    spec, cfg = model.backbone, model.cfg
+    decoder = {"kind": cfg.llm, "vocabulary": len(model.tokenizer),
+               **cfg.encdec.model_dump(include={"d_model", "layers", "heads", "ff_dim", "dropout"})}
+    return {
+        "kind": "meit-model",
+        "backbone": {"name": spec.name, "source": spec.source, "family": spec.family,
+                     "licence": "none: no pretrained weights (trained from scratch by meit)"},
+        "encoder": encoder_facts(model.encoder, cfg.encoder, cfg.encoder_checkpoint),
+        "decoder": decoder,
+        "adaptation": {"method": "full"},
+        "quantisation": "none",
+        "dtype": str(next((p.dtype for p in every if p.is_floating_point()), torch.float32)).removeprefix("torch."),
+        "parameters": {"total": count(every),
+                       "trainable": count(p for p in every if p.requires_grad) if trained else None,
+                       "by_part": model.num_parameters()},
+    }
+
+
 def meit_model_facts(model: Any, *, trained: bool = True) -> dict[str, Any]:
     """What a :class:`~meit.models.MeitModel` is. ``trained``: its ``requires_grad`` flags are the training's
     (at the end of a run); a reloaded model's are not, and its trained-parameter count is left out."""
     spec, cfg = model.backbone, model.cfg
-    parts = {k: count(v) for k, v in parameter_parts(model).items()}
     every = list(model.parameters())
+    if cfg.is_encdec:
+        return _encdec_facts(model, every, trained)
+    parts = {k: count(v) for k, v in parameter_parts(model).items()}
     fusion: dict[str, Any] = {"mode": cfg.fusion}
     if cfg.fusion == "prefix":
         fusion["ecg_tokens"] = model.num_ecg_tokens

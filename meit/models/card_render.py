@@ -48,6 +48,9 @@ def _model_section(model: dict[str, Any]) -> str:
     fusion = model.get("fusion")
     if fusion:
         rows.append(("fusion", ", ".join(f"{k} {v}" for k, v in fusion.items())))
+    decoder = model.get("decoder")
+    if decoder:
+        rows.append(("decoder", ", ".join(f"{k} {v}" for k, v in decoder.items())))
     projector = model.get("projector")
     if projector:
         rows.append(("projector", ", ".join(f"{k} {v}" for k, v in projector.items())))
