@@ -7,7 +7,6 @@ import json
 import sys
 
 from meit.errors import ConfigError
-from meit.render import LAYOUTS, MODES  # numpy only: --help stays instant
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", help="split of DATA_DIR (default test)")
     parser.add_argument("--out", required=True,
                         help="output folder for a split; for --record a file name (FILE.png, FILE.json[, FILE.npy])")
-    parser.add_argument("--mode", choices=MODES, default="paper", help="paper image (default) or a signal encoding")
-    parser.add_argument("--layout", choices=tuple(LAYOUTS), default="3x4",
-                        help="3x4 (+ lead II rhythm strip; default), 6x2 or 12x1")
+    # choices are checked in run(): importing meit.render (numpy) here would slow every `meit --help`
+    parser.add_argument("--mode", default="paper",
+                        help="paper image (default) or a signal encoding: gaf, rp or mtf")
+    parser.add_argument("--layout", default="3x4", help="3x4 (+ lead II rhythm strip; default), 6x2 or 12x1")
     parser.add_argument("--dpi", type=int, default=100, help="pixels per inch of paper (default 100)")
     parser.add_argument("--speed", type=float, default=25.0, help="paper speed, mm/s (default 25)")
     parser.add_argument("--gain", type=float, default=10.0, help="gain, mm/mV (default 10)")
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from meit.render import Augmentation
+    from meit.render import LAYOUTS, MODES, Augmentation
     from meit.render_jobs import (
         EXIT_NOTHING_RENDERED,
         EXIT_UNEXPECTED_ERRORS,
@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         render_split,
     )
 
+    for flag, value, allowed in (("--mode", args.mode, MODES), ("--layout", args.layout, tuple(LAYOUTS))):
+        if value not in allowed:
+            raise ConfigError(f"{flag} {value!r} is not known; expected one of: {', '.join(allowed)}")
     if (args.data is None) == (args.record is None):
         raise ConfigError("give either DATA_DIR (a prepared dataset) or --record PATH, not both and not neither")
     settings = RenderSettings(
