@@ -16,7 +16,7 @@ import pandas as pd
 
 from data_prep.tables import clean_report, column_value, text_or_none
 from meit.leads import CANONICAL_LEADS
-from meit.records import RecordRejected, SignalPolicy, read_signal
+from meit.records import MAX_LEAD_MEDIAN_MV, MAX_SAMPLE_MV, RecordRejected, SignalPolicy, read_signal
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,14 @@ def preprocessing_description(policy: SignalPolicy) -> dict:
             "the 12 standard leads matched by name, case-insensitive, written in canonical order; other "
             "signals (e.g. Frank leads vx, vy, vz) dropped and recorded as dropped_leads"
         ),
+        "amplitude": (
+            f"a lead whose median |amplitude| is above {MAX_LEAD_MEDIAN_MV:g} mV rejects the record "
+            f"(implausible_amplitude); samples beyond ±{MAX_SAMPLE_MV:g} mV are treated as missing samples "
+            "(recorded as out_of_range) and repaired like non-finite ones"
+        ),
+        **({"sampling_rate": "a header whose rate differs from its folder's ("
+            + ", ".join(f"{folder}: {rate} Hz" for folder, rate in policy.folder_rates)
+            + ") rejects the record (wrong_rate)"} if policy.folder_rates else {}),
         "nan_repair": f"non-finite runs up to {policy.max_gap_seconds} s linearly interpolated per lead",
         "missing_lead": {
             "repair": (

@@ -216,6 +216,11 @@ def _item_table(
         merged = merged[~conflicting].reset_index(drop=True)
     duplicates = {"identical_rows_dropped": identical, "studies_with_differing_rows": len(conflicts),
                   "records_rejected": len(pre_rejects)}
+    no_file = merged["path"].isna() | (merged["path"].astype(str).str.strip() == "")
+    if no_file.any():
+        pre_rejects += [{"id": str(study), "reason": "missing_filename", "detail": "no path in record_list.csv"}
+                        for study in merged.loc[no_file, "study_id"].tolist()]
+        merged = merged[~no_file].reset_index(drop=True)
     prefix = str(root) + os.sep
     frame = pd.DataFrame({
         "id": merged["study_id"].astype(str).astype("string[pyarrow]"),

@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # imported where used: `meit --help` imports this module (see
 log = logging.getLogger(__name__)
 
 SOURCES: dict[str, tuple[str, int]] = {"records500": ("filename_hr", 500), "records100": ("filename_lr", 100)}
+#: PTB-XL's folders and the rate of every record in them: a header declaring another rate is rejected
+FOLDER_RATES: tuple[tuple[str, int], ...] = tuple((folder, rate) for folder, (_, rate) in SOURCES.items())
 REPORT_MODES: tuple[str, ...] = ("original", "scp")
 
 # Columns of the official ptbxl_database.csv. Any other column (e.g. the synthetic generator's
@@ -172,7 +174,7 @@ def prepare_ptbxl(
     policy = SignalPolicy(
         fs=target_fs, seconds=seconds, min_seconds=min_seconds,
         max_gap_seconds=max_gap_seconds, missing_lead=missing_lead,  # type: ignore[arg-type]
-        max_blanked_fraction=max_blanked_fraction,
+        max_blanked_fraction=max_blanked_fraction, folder_rates=FOLDER_RATES,
     )
     db_path = root_path / "ptbxl_database.csv"
     required = ("ecg_id", "patient_id", "strat_fold", filename_col)
@@ -328,7 +330,7 @@ def _list_items(
 
     rows = table.to_dict("records")
     pre_rejects: list[dict] = []
-    candidates: list[tuple[dict, str, str]] = []
+    candidates: list[tuple[dict, str, str, str]] = []
     for row in rows:
         rec_id = _id_text(row["ecg_id"])
         if rec_id is None:
@@ -339,19 +341,23 @@ def _list_items(
             pre_rejects.append({"id": rec_id, "reason": "invalid_split",
                                 "detail": f"strat_fold={row['strat_fold']!r}, expected 1-10"})
             continue
-        candidates.append((row, rec_id, split))
+        patient = _id_text(row.get("patient_id"))
+        if patient is None:  # the split keeps a patient's records together: without an id it cannot
+            pre_rejects.append({"id": rec_id, "reason": "missing_patient_id",
+                                "detail": f"patient_id={_shown(row.get('patient_id'))}, expected an integer id"})
+            continue
+        candidates.append((row, rec_id, split, patient))
 
     # No patient in two splits: a patient whose rows disagree goes where their first record goes.
     first: dict[str, str] = {}
-    for row, rec_id, split in candidates:
-        first.setdefault(_patient(row, rec_id), split)
-    moved = sum(1 for row, rec_id, split in candidates if first[_patient(row, rec_id)] != split)
+    for _row, _rec_id, split, patient in candidates:
+        first.setdefault(patient, split)
+    moved = sum(1 for _row, _rec_id, split, patient in candidates if first[patient] != split)
     if moved:
         log.warning("%d records moved so that no patient spans two splits", moved)
 
     records: list[dict] = []
-    for row, rec_id, _split in candidates:
-        patient = _patient(row, rec_id)
+    for row, rec_id, _split, patient in candidates:
         original = clean_text(row.get("report"))
         codes = parse_scp_codes(row.get("scp_codes"))
         text, rejected = reports.text(row, rec_id, original, codes)
@@ -360,7 +366,8 @@ def _list_items(
             continue
         rel = row[filename_col]
         if not isinstance(rel, str) or not rel.strip():
-            pre_rejects.append({"id": rec_id, "reason": "missing_hea", "detail": f"no {filename_col} in table"})
+            pre_rejects.append({"id": rec_id, "reason": "missing_filename",
+                                "detail": f"{filename_col}={_shown(rel)} in ptbxl_database.csv"})
             continue
         records.append({
             "id": rec_id, "patient_id": patient, "split": first[patient], "path": str(root / rel.strip()),
@@ -378,9 +385,12 @@ def _list_items(
     return ItemTable(frame, extra_kinds), pre_rejects, moved
 
 
-def _patient(row: dict, rec_id: str) -> str:
-    patient = _id_text(row.get("patient_id"))
-    return patient if patient is not None else f"unknown-{rec_id}"
+def _shown(value: object) -> str:
+    """A table cell for a reject's detail: ``empty`` for a missing cell, else its repr."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (isinstance(value, str)
+                                                                              and not value.strip()):
+        return "empty"
+    return repr(value)
 
 
 def _keep(text: str | None) -> list[str] | None:

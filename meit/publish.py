@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from meit.errors import ConfigError
 
@@ -124,3 +124,30 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader never sees a half-written file."""
     with atomic_file(path) as handle:
         handle.write(text)
+
+
+def safetensors_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> bytes:
+    """The bytes of a safetensors file of ``tensors``, the same in every process for the same input.
+
+    safetensors keeps ``__metadata__`` in a Rust HashMap whose order is seeded per process, so with two or
+    more metadata keys the same weights came out as files with different bytes (and sha256) from run to
+    run. The header is rewritten with the metadata keys sorted; the tensor entries and data are untouched.
+    """
+    from safetensors.torch import save
+
+    data = save(dict(tensors), metadata=dict(metadata) if metadata else None)
+    if not metadata or len(metadata) < 2:
+        return data
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + size])
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text += b" " * (-len(text) % 8)  # the format pads the header with spaces to a multiple of 8
+    return len(text).to_bytes(8, "little") + text + data[8 + size:]
+
+
+def write_safetensors(path: str | Path, tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> None:
+    """:func:`safetensors_bytes` written atomically to ``path``."""
+    data = safetensors_bytes(tensors, metadata)
+    with atomic_file(path, "wb") as handle:
+        handle.write(data)

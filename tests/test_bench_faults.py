@@ -189,3 +189,23 @@ def test_registered_and_listed(capsys):
     assert faults.main(["--list-inputs"]) == 0
     listed = capsys.readouterr().out
     assert "truncated_dat" in listed and "npy_wrong_shape" in listed
+
+
+def test_eval_comparison_ignores_timing_and_checkout_but_not_scores(tmp_path):
+    """Generation's wall time changes with the machine's load: a rerun is not 'differing' for it."""
+    import json
+
+    from meit.bench.fault_kill import eval_difference
+
+    def write(folder: Path, reports_per_s: float, bleu: float, code: str) -> Path:
+        folder.mkdir()
+        (folder / "predictions.jsonl").write_text('{"id": "1", "prediction": "sinus rhythm"}\n')
+        metrics = {"bleu_4": bleu, "generation": {"seconds": 8 / reports_per_s, "batch_size": 8,
+                                                  "reports_per_s": reports_per_s},
+                   "provenance": {"code": code, "n": 1}}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        return folder
+
+    reference = write(tmp_path / "a", 0.631, 0.25, "abc")
+    assert eval_difference(reference, write(tmp_path / "b", 0.803, 0.25, "abc-dirty")) is None
+    assert eval_difference(reference, write(tmp_path / "c", 0.631, 0.26, "abc")) == "metrics.json: bleu_4: 0.25 ≠ 0.26"

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from meit.training.logs import read_jsonl
 
+from .fault_hooks import killed_after_checkpoint
 from .final_save_probe import PROBE, check_probe, tiny_llama_folder
 
 pytestmark = pytest.mark.slow
@@ -29,15 +30,14 @@ def _launch(stage: int, tmp_path: Path, prepared: Path, name: str, port: int, *e
             crash_after: int | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ACCELERATE_", "RANK", "WORLD_SIZE", "LOCAL_"))}
     env["OMP_NUM_THREADS"] = "1"
-    if crash_after is not None:
-        env["MEIT_CRASH_AFTER_CHECKPOINT"] = str(crash_after)
+    module = ["-m", "meit.cli"] if crash_after is None else killed_after_checkpoint(crash_after)
     recipe = tmp_path / "r.yaml"
     recipe.write_text("seed: 3\n")
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(ROOT / "recipes" / "accelerate" / f"deepspeed_zero{stage}.yaml"), "--num_processes", "2",
-           "--mixed_precision", "no", "--main_process_port", str(port), "-m", "meit.cli", "train", str(recipe),
+           "--mixed_precision", "no", "--main_process_port", str(port), *module, "train", str(recipe),
            f"data.path={prepared}", *COMMON, f"output_dir={tmp_path / name}", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200, cwd=ROOT)
 
 
 @pytest.mark.parametrize("stage", [2, 3])

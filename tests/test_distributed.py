@@ -17,6 +17,8 @@ from safetensors.torch import load_file
 
 from meit.training.logs import read_jsonl
 
+from .fault_hooks import ROOT, killed_after_checkpoint
+
 pytestmark = pytest.mark.slow
 
 COMMON = ["model.llm=tiny-llama", "model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8",
@@ -138,7 +140,7 @@ def _kill_processes_mentioning(marker: str) -> None:
 
 def _run_or_kill(cmd: list[str], env: dict[str, str], timeout: float, marker: str) -> subprocess.CompletedProcess:
     """Run a launcher; on timeout kill it and its workers (found by ``marker`` in their arguments) and fail."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -175,14 +177,15 @@ def test_each_rank_resumes_with_its_own_rng(tmp_path, prepared_100hz):
     args = [f"data.path={prepared_100hz}", *COMMON, "model.lora.dropout=0.2", "train.grad_accum=1",
             "train.max_steps=4", "train.save_every=2"]
 
-    def launch(name: str, *extra: str, **env: str) -> subprocess.CompletedProcess:
-        cmd = [*ACCELERATE_CPU, "--main_process_port", str(_free_port()), "-m", "meit.cli", "train", str(recipe), *args,
+    def launch(name: str, *extra: str, killed_after: int | None = None) -> subprocess.CompletedProcess:
+        module = ["-m", "meit.cli"] if killed_after is None else killed_after_checkpoint(killed_after)
+        cmd = [*ACCELERATE_CPU, "--main_process_port", str(_free_port()), *module, "train", str(recipe), *args,
                f"output_dir={tmp_path / name}", *extra]
-        return _run_or_kill(cmd, _env(ACCELERATE_USE_CPU="1", **env), timeout=600, marker=str(tmp_path))
+        return _run_or_kill(cmd, _env(ACCELERATE_USE_CPU="1"), timeout=600, marker=str(tmp_path))
 
     straight = launch("a")
     assert straight.returncode == 0, _failure(straight)
-    crashed = launch("b", MEIT_CRASH_AFTER_CHECKPOINT="2")
+    crashed = launch("b", killed_after=2)
     assert crashed.returncode != 0 and not (tmp_path / "b" / "final").exists()
     assert (tmp_path / "b" / "checkpoints" / "step-2" / "COMPLETE").is_file(), _failure(crashed)
     resumed = launch("b", "train.resume=auto")

@@ -25,6 +25,7 @@ from safetensors.torch import load_file
 from meit.errors import ConfigError, ModelError, TrainingError
 from meit.training.logs import read_jsonl
 
+from .fault_hooks import killed_after_checkpoint
 from .final_save_probe import PROBE, check_probe, tiny_llama_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,13 +55,12 @@ def _recipe(tmp_path: Path) -> Path:
 def _fsdp_train(tmp_path: Path, prepared: Path, name: str, port: int, *extra: str,
                 crash_after: int | None = None) -> subprocess.CompletedProcess:
     env = _env(MEIT_FORCE_FSDP_ON_CPU="1")
-    if crash_after is not None:
-        env["MEIT_CRASH_AFTER_CHECKPOINT"] = str(crash_after)
+    module = ["-m", "meit.cli"] if crash_after is None else killed_after_checkpoint(crash_after)
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
            str(ROOT / "recipes" / "accelerate" / "fsdp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
-           "--main_process_port", str(port), "-m", "meit.cli", "train", str(_recipe(tmp_path)),
+           "--main_process_port", str(port), *module, "train", str(_recipe(tmp_path)),
            f"data.path={prepared}", *COMMON, "train.grad_accum=2", f"output_dir={tmp_path / name}", *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,18 @@ from hypothesis import strategies as st
 
 from meit.errors import ConfigError, DataError
 from meit.leads import CANONICAL_LEADS
-from meit.records import RecordRejected, SignalPolicy, millivolts_per_unit, read_ecg, read_ecg_file, read_signal
+from meit.records import (
+    MAX_LEAD_MEDIAN_MV,
+    MAX_SAMPLE_MV,
+    RecordRejected,
+    SignalPolicy,
+    check_amplitude,
+    millivolts_per_unit,
+    read_ecg,
+    read_ecg_file,
+    read_signal,
+    repair_signal,
+)
 from tests.raw_fixtures import synthetic_signal, write_record
 
 REAL = Path(__file__).parent / "data" / "ptbxl_real"
@@ -196,3 +207,148 @@ def test_npy_long_gaps_are_rebuilt_and_blanked_not_zero_filled(tmp_path):
                        "blanked:V4:5.000-8.000 s"]
     assert np.abs(got[5] - sig[5]).max() < 2e-3 and not got[9, 500:800].any()
     np.testing.assert_allclose(got[9, :500], sig[9, :500], atol=1e-6)
+
+
+# --- headers that contradict themselves or the source, scales no ECG has (issue 19's fault-injection finds) ---------
+
+
+def _header_lines(base: Path) -> list[str]:
+    return Path(f"{base}.hea").read_text().splitlines()
+
+
+def _write_header(base: Path, lines: list[str]) -> None:
+    Path(f"{base}.hea").write_text("\n".join(lines) + "\n")
+
+
+def _record(directory: Path, name: str = "r", fs: int = 100) -> tuple[Path, np.ndarray]:
+    sig, _ = _real()
+    write_record(directory, name, fs, sig, list(CANONICAL_LEADS))
+    return directory / name, sig
+
+
+@pytest.mark.parametrize("declared", ["13", "11", "24", "0", "-1"])
+def test_a_signal_count_that_disagrees_with_the_signal_lines_is_a_typed_reject(tmp_path, declared):
+    """13 declared over 12 lines was an IndexError in read_signal; 11 was reported as a wrong lead count."""
+    base, _ = _record(tmp_path)
+    lines = _header_lines(base)
+    record = lines[0].split()
+    record[1] = declared
+    _write_header(base, [" ".join(record), *lines[1:]])
+    with pytest.raises(RecordRejected) as info:
+        read_signal(str(base), SignalPolicy(fs=100))
+    assert info.value.reason == "inconsistent_header", info.value
+    assert f"{base}.hea" in info.value.detail
+    assert f"declares {declared} signals" in info.value.detail and "12 signal lines" in info.value.detail
+    with pytest.raises(DataError, match=r"declares .* signals"):  # meit generate's reader: the same, typed
+        read_ecg(f"{base}.hea")
+
+
+@pytest.mark.parametrize("leads", [(0,), (5, 9), tuple(range(12))])
+@pytest.mark.parametrize("gain", ["0", "0(0)/mV", "0.0/mV"])
+def test_a_zero_gain_is_uncalibrated_not_read_at_200(tmp_path, leads, gain):
+    """WFDB reads gain 0 as 200 adu/mV; for a record stored at 1000 that is a 5× too large signal."""
+    base, _ = _record(tmp_path)
+    lines = _header_lines(base)
+    for lead in leads:
+        fields = lines[1 + lead].split()
+        lines[1 + lead] = " ".join([*fields[:2], gain, *fields[3:]])
+    _write_header(base, lines)
+    with pytest.raises(RecordRejected) as info:
+        read_signal(str(base), SignalPolicy(fs=100))
+    assert info.value.reason == "uncalibrated"
+    assert f"for {', '.join(CANONICAL_LEADS[i] for i in leads)};" in info.value.detail
+    with pytest.raises(DataError, match="uncalibrated"):
+        read_ecg(base)
+
+
+def test_microvolts_labelled_millivolts_are_rejected_naming_the_scale(tmp_path):
+    sig, _ = _real()
+    wfdb.wrsamp("uv", fs=100, units=["mV"] * 12, sig_name=list(CANONICAL_LEADS),
+                d_signal=np.round(sig * 1000).astype(np.int32).T.copy(), fmt=["16"] * 12, adc_gain=[1.0] * 12,
+                baseline=[0] * 12, write_dir=str(tmp_path))
+    with pytest.raises(RecordRejected) as info:
+        read_signal(str(tmp_path / "uv"), SignalPolicy(fs=100))
+    assert info.value.reason == "implausible_amplitude"
+    assert "every lead" in info.value.detail and "microvolts" in info.value.detail
+    with pytest.raises(DataError, match="implausible_amplitude"):
+        read_ecg(tmp_path / "uv")
+
+
+def test_one_lead_at_an_impossible_scale_rejects_and_names_it(tmp_path):
+    sig, fs = _real()
+    sig[8] *= 1000.0  # V3 only
+    with pytest.raises(RecordRejected) as info:
+        repair_signal(sig.copy(), fs, SignalPolicy(fs=fs))
+    assert info.value.reason == "implausible_amplitude" and "1 of 12 leads (V3 " in info.value.detail
+    np.save(tmp_path / "v3.npy", sig)  # the whole array's median is a normal one: only the per-lead check sees it
+    with pytest.raises(DataError, match=r"v3\.npy: implausible_amplitude: .*\(V3 "):
+        read_ecg(tmp_path / "v3.npy", fs)
+
+
+def test_absurd_samples_are_missing_samples_repaired_and_recorded(tmp_path):
+    """A block of 10^5 mV was stored as it was, in wfdb records and arrays alike; now it is a gap."""
+    sig, fs = _real("00008_lr")
+    bad = sig.copy()
+    bad[4, 300:360] = 2.0e5  # aVL 0.6 s: rebuilt from I and II
+    bad[7, 100:130] = -1.5e5  # V2 0.3 s: blanked
+    bad[10, 50:53] = 3.0e5  # V5 3 samples: interpolated
+    expected = ["out_of_range:aVL:60 samples beyond ±100 mV", "rebuilt:aVL:3.000-3.600 s:from I,II",
+                "out_of_range:V2:30 samples beyond ±100 mV", "blanked:V2:1.000-1.300 s",
+                "out_of_range:V5:3 samples beyond ±100 mV", "interpolated:V5:3 samples"]
+    wfdb.wrsamp("huge", fs=fs, units=["mV"] * 12, sig_name=list(CANONICAL_LEADS),
+                d_signal=np.round(bad * 1000).astype(np.int64).T.copy(), fmt=["32"] * 12, adc_gain=[1000.0] * 12,
+                baseline=[0] * 12, write_dir=str(tmp_path))
+    np.save(tmp_path / "huge.npy", bad)
+    wfdb_read = read_signal(str(tmp_path / "huge"), SignalPolicy(fs=fs))
+    for got, repairs in (wfdb_read, read_ecg(tmp_path / "huge.npy", fs)[::2]):
+        assert repairs == expected
+        assert np.abs(got).max() < 20 and not got[7, 100:130].any()
+        untouched = [i for i in range(12) if i not in (4, 7, 10)]
+        np.testing.assert_allclose(got[untouched], sig[untouched], atol=1e-6)
+
+
+@SETTINGS
+@given(value=st.floats(101.0, 1e300), sign=st.sampled_from([-1.0, 1.0]),
+       lead=st.integers(0, 11), start=st.integers(0, 990), n=st.integers(1, 10))
+def test_no_sample_beyond_the_limit_is_ever_kept(value, sign, lead, start, n):
+    sig, fs = _real()
+    bad = sig.copy()
+    bad[lead, start:start + n] = sign * value
+    got, repairs = repair_signal(bad, fs, SignalPolicy(fs=fs))
+    assert np.abs(got).max() <= MAX_SAMPLE_MV
+    assert repairs[0] == f"out_of_range:{CANONICAL_LEADS[lead]}:{n} samples beyond ±100 mV"
+
+
+def test_real_records_pass_the_amplitude_limits_untouched():
+    for hea in sorted(REAL.glob("records*/*/*.hea")):
+        sig, _ = read_signal(str(hea.with_suffix("")), SignalPolicy(fs=100 if "records100" in hea.parts else 500))
+        assert check_amplitude(sig.astype(np.float64)) == {}
+        assert np.median(np.abs(sig), axis=1).max() < MAX_LEAD_MEDIAN_MV / 10
+
+
+@pytest.mark.parametrize("rate", ["50", "200", "1000", "500"])
+def test_a_header_rate_other_than_the_folders_is_rejected_as_wrong_rate(tmp_path, rate):
+    """A 1000 Hz header on a 100 Hz record was rejected as too_short (1 s); 50 Hz was stretched and kept."""
+    base, _ = _record(tmp_path / "records100" / "00000", "00001_lr")
+    lines = _header_lines(base)
+    record = lines[0].split()
+    record[2] = rate
+    _write_header(base, [" ".join(record), *lines[1:]])
+    policy = SignalPolicy(fs=100, folder_rates=(("records100", 100), ("records500", 500)))
+    with pytest.raises(RecordRejected) as info:
+        read_signal(str(base), policy)
+    assert info.value.reason == "wrong_rate"
+    assert f"sampling rate {rate} Hz" in info.value.detail
+    assert "records100/ is recorded at 100 Hz" in info.value.detail
+    # without a known rate (meit generate's reader) only what the length shows can be said
+    if rate == "1000":
+        with pytest.raises(RecordRejected, match=r"too_short: 1000 samples at 1000 Hz = 1\.000 s"):
+            read_signal(str(base), SignalPolicy(fs=100))
+
+
+def test_folder_rates_are_validated():
+    with pytest.raises(ConfigError, match="folder_rates"):
+        SignalPolicy(fs=100, folder_rates=(("records100", 0),))
+    policy = SignalPolicy(fs=100, folder_rates=(("records100", 100), ("records500", 500)))
+    assert policy.folder_rate("/data/records500/x/records100/00000/00001_lr") == ("records100", 100)
+    assert policy.folder_rate("/data/other/00001") is None

@@ -144,3 +144,13 @@ def test_repeated_measurement_rows_are_counted_or_rejected_never_silent(tmp_path
                                      "rr_interval, report_0…17")
     assert m["inputs"] == 4 and sum(m["counts"].values()) == 3
     assert str(_rows(out)["50000001"]["report"]) == "sinus tachycardia. left axis deviation. abnormal ecg"
+
+
+def test_a_record_without_a_path_is_rejected_as_missing_filename(tmp_path):
+    raw = make_mimic(tmp_path / "r", 4, fs=100, quirks=False)
+    records = pd.read_csv(raw.root / "record_list.csv")
+    records.loc[records["study_id"] == 50000001, "path"] = ""
+    records.to_csv(raw.root / "record_list.csv", index=False)
+    m = prepare_mimic_iv_ecg(raw.root, tmp_path / "o", fs=100, progress=False)
+    assert _rejected(tmp_path / "o") == {"50000001": "missing_filename"}
+    assert m["inputs"] == 4 and sum(m["counts"].values()) == 3

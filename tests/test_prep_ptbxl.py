@@ -268,3 +268,31 @@ def test_synthetic_generator_root_prepares_without_rejects(tmp_path):
     for col in ("findings", "heart_rate"):
         if col in table.columns:
             assert col in columns
+
+
+def test_each_table_or_header_fault_is_rejected_with_what_is_wrong(tmp_path):
+    """Found by `python -m meit.bench faults`: an empty patient_id was kept (as patient 'unknown-<id>'), an
+    empty filename_lr was reported as missing_hea, a 1000 Hz header on a 100 Hz record as too_short."""
+    raw = make_ptbxl(tmp_path / "r", 6, fs=100, quirks=False)
+    table = pd.read_csv(raw.root / "ptbxl_database.csv")
+    table.loc[table["ecg_id"] == 2, "patient_id"] = np.nan
+    table.loc[table["ecg_id"] == 3, "filename_lr"] = ""
+    table.to_csv(raw.root / "ptbxl_database.csv", index=False)
+    for ecg_id, rate in ((4, "1000"), (5, "50")):
+        hea = raw.root / "records100" / "00000" / f"{ecg_id:05d}_lr.hea"
+        lines = hea.read_text().splitlines()
+        record = lines[0].split()
+        record[2] = rate
+        hea.write_text("\n".join([" ".join(record), *lines[1:]]) + "\n")
+    out = tmp_path / "o"
+    m = prepare_ptbxl(raw.root, out, source="records100", progress=False)
+    assert _rejected(out) == {"2": "missing_patient_id", "3": "missing_filename", "4": "wrong_rate",
+                              "5": "wrong_rate"}
+    details = {json.loads(x)["id"]: json.loads(x)["detail"] for x in (out / "rejected.jsonl").read_text().splitlines()}
+    assert details["2"] == "patient_id=empty, expected an integer id"
+    assert details["3"] == "filename_lr=empty in ptbxl_database.csv"
+    assert "sampling rate 1000 Hz, but every record in records100/ is recorded at 100 Hz" in details["4"]
+    assert m["inputs"] == 6 and sum(m["counts"].values()) == 2
+    kept = datasets.load_from_disk(str(out))
+    assert sorted(str(i) for s in kept for i in kept[s]["id"]) == ["1", "6"]
+    assert "sampling_rate" in m["preprocessing"] and "amplitude" in m["preprocessing"]

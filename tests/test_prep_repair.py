@@ -17,7 +17,15 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from meit.leads import CANONICAL_LEADS
-from meit.records import LIMB_LEADS, RecordRejected, SignalPolicy, limb_derivation, read_signal, repair_signal
+from meit.records import (
+    LIMB_LEADS,
+    RecordRejected,
+    SignalPolicy,
+    limb_derivation,
+    read_signal,
+    repair_gaps,
+    repair_signal,
+)
 from meit.records.repair import LIMB_DERIVATIONS
 from tests.raw_fixtures import make_ptbxl, write_record
 
@@ -139,8 +147,8 @@ def test_random_gaps_lose_no_finite_sample_and_cover_every_bad_one(record, block
         x[lead, start:start + n] = fill
     bad = ~np.isfinite(x)
     policy = SignalPolicy(fs=fs, max_gap_seconds=gap)
-    try:
-        out, repairs = repair_signal(x.copy(), fs, policy)
+    try:  # the gap rules alone: the amplitude limits of repair_signal would refuse a record scaled by 1e3
+        out, repairs = repair_gaps(x.copy(), fs, policy)
     except RecordRejected as rej:
         assert rej.reason == "too_much_missing"
         return
@@ -197,8 +205,8 @@ def test_repair_commutes_with_scaling(record, blocks, scale):
         start = int(where * (x.shape[1] - n))
         x[lead, start:start + n] = fill
     policy = SignalPolicy(fs=fs, max_blanked_fraction=1.0)
-    out, repairs = repair_signal(x.copy(), fs, policy)
-    scaled, scaled_repairs = repair_signal(x * scale, fs, policy)
+    out, repairs = repair_gaps(x.copy(), fs, policy)  # the gap rules are scale-free; the amplitude limits not
+    scaled, scaled_repairs = repair_gaps(x * scale, fs, policy)
     assert scaled_repairs == repairs
     np.testing.assert_allclose(scaled, out * scale, rtol=1e-12, atol=1e-15)
 
@@ -336,7 +344,7 @@ def test_prep_records_spans_and_counts_them_by_kind(tmp_path):
         "blanked": {"spans": 1, "seconds": 1.0, "by_lead": {"V2": 1}},
         "rebuilt": {"spans": 2, "seconds": 10.5, "by_lead": {"I": 1, "aVF": 1}},
     }
-    assert manifest["config"]["missing_lead"] == "repair" and manifest["config"]["signal_policy_version"] == 2
+    assert manifest["config"]["missing_lead"] == "repair" and manifest["config"]["signal_policy_version"] == 3
     import datasets
 
     rows = {r["id"]: r for split in datasets.load_from_disk(str(out)).values() for r in split.with_format("numpy")}

@@ -17,6 +17,8 @@ from meit.pretrain import EcgTextModel, PretrainRecipe
 from meit.retrieval.pretraining import pretrain_and_evaluate
 from meit.training.logs import read_jsonl
 
+from .fault_hooks import ROOT, killed_after_checkpoint
+
 FAST = ["ecg.encoder=resnet1d-tiny", "data.fs=100", "text.freeze_layers=5", "text.max_length=48",
         "objective.embed_dim=32", "train.batch_size=8", "train.trackers=[]", "train.log_every=1",
         "eval.max_samples=24", "eval.min_positives=1", "eval.batch_size=8"]
@@ -111,7 +113,7 @@ def _cli_pretrain(prefix: list[str], prepared, out, *extra: str, **env: str) -> 
     recipe.write_text("seed: 5\n")
     return subprocess.run(
         [*prefix, "pretrain", str(recipe), f"data.path={prepared}", f"output_dir={out}", *FAST, "--no-progress",
-         "--no-eval", *extra], capture_output=True, text=True, env=_env(**env), timeout=900)
+         "--no-eval", *extra], capture_output=True, text=True, env=_env(**env), timeout=900, cwd=ROOT)
 
 
 @pytest.mark.slow
@@ -121,7 +123,7 @@ def test_resume_after_sigkill_is_bitwise(prepared_100hz, tmp_path):
             "objective.reconstruction_weight=0.5", "text.freeze_layers=4"]  # text dropout on in the trained layers
     straight = _cli_pretrain(prefix, prepared_100hz, tmp_path / "a", *args)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    crashed = _cli_pretrain(prefix, prepared_100hz, tmp_path / "b", *args, MEIT_CRASH_AFTER_CHECKPOINT="2")
+    crashed = _cli_pretrain([sys.executable, *killed_after_checkpoint(2)], prepared_100hz, tmp_path / "b", *args)
     assert crashed.returncode != 0 and (tmp_path / "b" / "checkpoints" / "step-2" / "COMPLETE").is_file()
     assert not (tmp_path / "b" / "final").exists()
     resumed = _cli_pretrain(prefix, prepared_100hz, tmp_path / "b", *args, "train.resume=auto")

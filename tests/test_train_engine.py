@@ -16,6 +16,8 @@ from meit.config import load_recipe
 from meit.training import train
 from meit.training.logs import read_jsonl
 
+from .fault_hooks import ROOT, killed_after_checkpoint
+
 TINY = ["model.encoder=resnet1d-tiny", "model.lora.r=4", "model.lora.alpha=8", "model.lora.dropout=0.0",
         "model.max_length=96", "train.batch_size=4", "train.lr=3e-3", "train.lr_encoder=1e-3",
         "train.warmup_ratio=0.0", "train.trackers=[]", "train.log_every=1", "data.fs=100", "eval.max_new_tokens=8",
@@ -70,9 +72,10 @@ def test_align_stage_trains_only_the_projector(tmp_path, prepared_100hz):
     assert changed == {"projector"}, changed
 
 
-def _train_cli(recipe_file: Path, *overrides: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "meit", "train", str(recipe_file), "--no-progress", *overrides],
-                          capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
+def _train_cli(recipe_file: Path, *overrides: str, killed_after: int | None = None) -> subprocess.CompletedProcess:
+    module = ["-m", "meit"] if killed_after is None else killed_after_checkpoint(killed_after)
+    return subprocess.run([sys.executable, *module, "train", str(recipe_file), "--no-progress", *overrides],
+                          capture_output=True, text=True, env=dict(os.environ), timeout=600, cwd=ROOT)
 
 
 def test_sigkill_after_checkpoint_then_resume_matches_uninterrupted(tmp_path, prepared_100hz):
@@ -84,8 +87,7 @@ def test_sigkill_after_checkpoint_then_resume_matches_uninterrupted(tmp_path, pr
     straight = _train_cli(recipe_file, *common, f"output_dir={tmp_path / 'a'}")
     assert straight.returncode == 0, straight.stderr[-3000:]
 
-    crashed = _train_cli(recipe_file, *common, f"output_dir={tmp_path / 'b'}",
-                         env={"MEIT_CRASH_AFTER_CHECKPOINT": "6"})
+    crashed = _train_cli(recipe_file, *common, f"output_dir={tmp_path / 'b'}", killed_after=6)
     assert crashed.returncode == -9, crashed.stderr[-3000:]
     assert not (tmp_path / "b" / "final").exists()
     # as if the kill had come while step 6 was being saved: its folder never became complete

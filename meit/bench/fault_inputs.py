@@ -33,6 +33,8 @@ _INVALID = -32768
 NEEDED_COLUMNS = ("ecg_id", "patient_id", "strat_fold", "filename_lr", "report")
 #: repair kinds that name what was done to missing samples (see docs/data.md, Signal policy)
 GAP_REPAIRS = ("interpolated", "rebuilt", "blanked")
+#: and those for samples beyond the amplitude limit, which are missing samples first (``out_of_range``)
+RANGE_REPAIRS = ("out_of_range", *GAP_REPAIRS)
 
 
 @dataclass(frozen=True)
@@ -330,7 +332,8 @@ KINDS: dict[str, InputKind] = {k.name: k for k in (
     InputKind("header_units", "prep", "record", "units NU / adu / mmHg / degC for one lead or all", header_units),
     InputKind("nan_block", "prep", "record", "invalid samples (NaN) over a short, long or whole span",
               nan_block, GAP_REPAIRS),
-    InputKind("huge_values", "prep", "record", "a block of 10^5-10^6 mV samples (format 32)", huge_values),
+    InputKind("huge_values", "prep", "record", "a block of 10^5-10^6 mV samples (format 32)", huge_values,
+              RANGE_REPAIRS),
     InputKind("uv_as_mv", "prep", "record", "µV samples labelled mV", uv_as_mv),
     InputKind("csv_empty_row", "prep", "row", "a row of empty cells in ptbxl_database.csv", csv_empty_row),
     InputKind("csv_empty_cells", "prep", "row", "one needed cell of a record left empty", csv_empty_cells),
@@ -340,7 +343,7 @@ KINDS: dict[str, InputKind] = {k.name: k for k in (
               GAP_REPAIRS),
     InputKind("npy_inf_block", "npy", "record", "+inf over a short, long or whole span", _npy_block(float("inf")),
               GAP_REPAIRS),
-    InputKind("npy_huge_values", "npy", "record", "a span of 10^3-10^45 mV", npy_huge_values),
+    InputKind("npy_huge_values", "npy", "record", "a span of 10^3-10^45 mV", npy_huge_values, RANGE_REPAIRS),
     InputKind("npy_uv_as_mv", "npy", "record", "µV array given as mV", npy_uv_as_mv),
     InputKind("npy_wrong_shape", "npy", "record", "11 leads, 1-D, 3-D or (12, 12)", npy_wrong_shape),
 )}

@@ -185,9 +185,9 @@ def prep_difference(reference: Path, out: Path) -> str | None:
 def safetensors_digest(path: Path) -> str:
     """sha256 of a safetensors file's tensors and its header read back with sorted keys.
 
-    The raw bytes are not reproducible across processes: safetensors writes ``__metadata__`` from a
-    hash map whose order is seeded per process, so an artifact with two metadata keys (meit's encoder
-    files) is written in either order. Tensors, dtypes, shapes and metadata are all still compared.
+    Tells apart files whose tensors differ from files that differ only in the order of their header
+    (safetensors writes ``__metadata__`` from a hash map seeded per process; meit sorts it, see
+    ``meit.publish.safetensors_bytes``, so a header-order difference is a finding of its own).
     """
     import hashlib
     import struct
@@ -205,7 +205,7 @@ def _safetensors(folder: Path) -> dict[str, Path]:
 
 
 def weights_difference(reference: Path, out: Path) -> str | None:
-    """Same tensors and metadata in every ``*.safetensors`` of the final artifact (``final/``)."""
+    """Same bytes in every ``*.safetensors`` of the final artifact (``final/``); if not, do the tensors differ."""
     if not (out / "final").is_dir():
         return "final/: no artifact after the rerun"
     a, b = _safetensors(reference / "final"), _safetensors(out / "final")
@@ -214,17 +214,9 @@ def weights_difference(reference: Path, out: Path) -> str | None:
             return f"final/{rel}: {'missing' if rel not in b else 'extra'}"
         if safetensors_digest(a[rel]) != safetensors_digest(b[rel]):
             return f"final/{rel}: tensors differ"
+        if file_sha256(a[rel]) != file_sha256(b[rel]):
+            return f"final/{rel}: same tensors and metadata, other file bytes (header order)"
     return None
-
-
-def byte_notes(reference: Path, out: Path) -> str:
-    """Files of ``final/`` whose tensors agree but whose bytes (sha256 of the file) do not."""
-    if not (out / "final").is_dir():
-        return ""
-    a, b = _safetensors(reference / "final"), _safetensors(out / "final")
-    same = [rel for rel in sorted(set(a) & set(b))
-            if file_sha256(a[rel]) != file_sha256(b[rel]) and safetensors_digest(a[rel]) == safetensors_digest(b[rel])]
-    return f"same tensors, other file bytes (safetensors header order): {', '.join(same)}" if same else ""
 
 
 def losses_difference(reference: Path, out: Path) -> str | None:
@@ -253,12 +245,13 @@ def training_difference(reference: Path, out: Path) -> str | None:
     return weights_difference(reference, out) or losses_difference(reference, out)
 
 
-#: provenance fields that describe the code checkout, not the evaluation (the tree may be edited meanwhile)
-_VOLATILE_PROVENANCE = ("code",)
+#: metrics.json fields that describe the machine or the checkout, not the evaluation: the code checkout
+#: (the tree may be edited meanwhile) and generation's wall time (a machine shared with other jobs)
+_VOLATILE_METRICS: dict[str, tuple[str, ...]] = {"provenance": ("code",), "generation": ("seconds", "reports_per_s")}
 
 
 def eval_difference(reference: Path, out: Path) -> str | None:
-    """Same ``predictions.jsonl`` bytes and the same ``metrics.json`` apart from the code checkout."""
+    """Same ``predictions.jsonl`` bytes and the same ``metrics.json`` apart from checkout and timing."""
     for name in ("predictions.jsonl", "metrics.json"):
         if not (out / name).is_file():
             return f"{name}: missing after the rerun"
@@ -272,8 +265,9 @@ def eval_difference(reference: Path, out: Path) -> str | None:
 
     def metrics(folder: Path) -> dict[str, Any]:
         data = json.loads((folder / "metrics.json").read_text())
-        for key in _VOLATILE_PROVENANCE:
-            data.get("provenance", {}).pop(key, None)
+        for section, keys in _VOLATILE_METRICS.items():
+            for key in keys:
+                data.get(section, {}).pop(key, None)
         return data
 
     found = json_difference(metrics(reference), metrics(out))

@@ -6,9 +6,9 @@ run once uninterrupted (the reference, whose wall time is measured), then ``--tr
 from outside at a seeded moment uniform within that time (trial i within the i-th slice of it), rerun
 the way an operator would (the same command; ``train.resume=auto`` for training) and compared with the
 reference: prep by its manifest's ``content_hash`` and every file's bytes, training by every
-``final/*.safetensors`` (tensors and header) and the losses of ``logs/train.jsonl``, pretraining
+``final/*.safetensors`` (its bytes) and the losses of ``logs/train.jsonl``, pretraining
 likewise, evaluation by ``predictions.jsonl`` and ``metrics.json`` (all but the code checkout in its
-provenance).
+provenance and generation's wall time).
 
 Corrupted inputs: ``--cases`` seeded cases of each kind of damage (truncated ``.dat``, bad header
 fields, NaN blocks, huge values, µV labelled mV, empty CSV rows and cells, missing columns) fed to
@@ -33,7 +33,6 @@ from meit.bench.fault_inputs import KINDS, Base, make_base, run_case
 from meit.bench.fault_kill import (
     KillJob,
     Reference,
-    byte_notes,
     clean_env,
     eval_difference,
     free_port,
@@ -130,12 +129,12 @@ class Setup:
             "prep": KillJob("prep", f"meit prep ptbxl, {self.args.prep_records} records at 500 Hz, 2 workers",
                             prep, prep_difference),
             "train": KillJob("train", f"meit train, 1 process, {steps} steps, save_every {save_every(steps)}", train,
-                             training_difference, notes=byte_notes),
+                             training_difference),
             "train-2proc": KillJob("train-2proc", f"meit train, accelerate launch 2 processes (gloo), "
                                    f"{dist} steps, save_every {save_every(dist)}", train_2proc, training_difference,
-                                   lambda: clean_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1"), byte_notes),
+                                   lambda: clean_env(ACCELERATE_USE_CPU="1", OMP_NUM_THREADS="1")),
             "pretrain": KillJob("pretrain", f"meit pretrain, {pre} steps, save_every {save_every(pre)}", pretrain,
-                                training_difference, notes=byte_notes),
+                                training_difference),
         }
 
         def evaluate(out: Path, rerun: bool) -> list[str]:

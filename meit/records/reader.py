@@ -20,7 +20,7 @@ from meit.ecg_signal import crop_or_pad, resample
 from meit.errors import ConfigError, DataError
 from meit.leads import CANONICAL_LEADS
 from meit.records.repair import RecordRejected, SignalPolicy, repair_signal
-from meit.records.wfdb_header import Header, millivolts_per_unit, read_header
+from meit.records.wfdb_header import Header, load_header, millivolts_per_unit, read_header
 
 #: prefix of the repair entry naming the signals dropped beyond the 12 standard leads
 DROPPED_LEADS = "dropped_leads"
@@ -196,15 +196,11 @@ def read_ecg(path: str | Path, fs: int | None = None) -> tuple[np.ndarray, int, 
     record_path = file.with_suffix("") if file.suffix in {".hea", ".dat"} else file
     if not Path(f"{record_path}.hea").is_file():
         raise DataError(f"{record_path}.hea not found: pass a wfdb record path or a .npy array")
+    # the same reader as `meit prep`: header checks, leads by name, units to mV, amplitude limits, gaps repaired
     try:
-        header = wfdb.rdheader(str(record_path))
-    except Exception as err:  # wfdb raises many types for a broken header
-        raise DataError(f"cannot read wfdb header {record_path}.hea: {err}") from err
-    if not header.fs or not header.sig_len:
-        raise DataError(f"{record_path}.hea: fs={header.fs}, sig_len={header.sig_len}; expected both positive")
-    # the same reader as `meit prep`: leads by name, units to mV, gaps repaired
-    policy = SignalPolicy(fs=round(header.fs), seconds=header.sig_len / float(header.fs))
-    try:
+        header, _, _ = load_header(str(record_path))
+        assert header.sig_len is not None  # load_header refuses a header without one
+        policy = SignalPolicy(fs=round(header.fs), seconds=header.sig_len / float(header.fs))
         signal, repairs = read_signal(str(record_path), policy)
     except RecordRejected as err:
         raise DataError(f"{record_path}: {err}") from err

@@ -1,8 +1,9 @@
 """WFDB headers: parsed fast and validated against the policy, each failure mapped to one reject reason.
 
 Our own parser handles single-segment headers (wfdb's costs ~5 ms, most of a record's budget) and
-falls back to wfdb for anything else; :func:`read_header` runs the cheap checks (sampling rate,
-length, lead count and names, duration) before any signal file is touched.
+falls back to wfdb for anything else; :func:`read_header` runs the cheap checks (signal count against
+signal lines, lead count and names, units, calibration, sampling rate against the folder's, duration)
+before any signal file is touched.
 """
 
 from __future__ import annotations
@@ -60,14 +61,44 @@ def millivolts_per_unit(units: str | None) -> float | None:
     return 1.0 if not key else _MV_PER_UNIT.get(key)
 
 
+class HeaderMismatch(ValueError):
+    """A single-segment header whose signal count differs from its number of signal lines."""
+
+
+def _header_lines(text: str) -> list[str]:
+    """The record line and the signal lines: non-empty lines that are not ``#`` comments."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    return [ln for ln in lines if ln and not ln.startswith("#")]
+
+
+def uncalibrated_signals(text: str) -> set[int]:
+    """Indices of the signal lines whose gain is 0 or missing: WFDB's mark of an uncalibrated signal.
+
+    WFDB readers then assume 200 adu per unit, a scale nobody measured. (A line without a gain has no
+    name either, so it is never taken for one of the 12 leads.) Multi-segment headers name their
+    signals in the segments' own headers: none are reported here.
+    """
+    lines = _header_lines(text)
+    if not lines or "/" in lines[0].split()[0]:
+        return set()
+    found = set()
+    for index, line in enumerate(lines[1:]):
+        parts = line.split(maxsplit=3)
+        match = _GAIN.match(parts[2]) if len(parts) > 2 else None
+        if len(parts) <= 2 or (match is not None and float(match.group(1)) == 0):
+            found.add(index)
+    return found
+
+
 def parse_header(text: str) -> Header | None:
     """Parse a WFDB header without pandas (wfdb's parser costs ~5 ms, most of a record's budget).
 
     Returns None for layouts this parser leaves to wfdb (multi-segment records, headers without
-    a signal length); raises ValueError for malformed text.
+    a signal length); raises ValueError for malformed text (:class:`HeaderMismatch` when the signal
+    count and the signal lines disagree). A gain of 0 or none is read as WFDB's default of 200, as wfdb
+    does; :func:`uncalibrated_signals` finds those.
     """
-    lines = [ln.strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    lines = _header_lines(text)
     if not lines:
         raise ValueError("empty header")
     record = lines[0].split()
@@ -80,9 +111,10 @@ def parse_header(text: str) -> Header | None:
     sig_len = int(record[3]) if len(record) > 3 else None
     if sig_len is None:
         return None
-    signal_lines = lines[1 : 1 + n_sig]
+    signal_lines = lines[1:]
     if len(signal_lines) != n_sig:
-        raise ValueError(f"{n_sig} signals declared, {len(signal_lines)} signal lines found")
+        raise HeaderMismatch(f"the record line declares {n_sig} signals, the header has {len(signal_lines)} "
+                             "signal lines")
     h = Header(n_sig, fs, sig_len, [], [], [], [], [], [], [], [], [])
     for line in signal_lines:
         parts = line.split(maxsplit=8)
@@ -122,11 +154,12 @@ def _wfdb_header(path: str) -> Header:
     )
 
 
-def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], bool]:
-    """Parse and validate the header.
+def load_header(path: str) -> tuple[Header, str, bool]:
+    """The header of record ``path`` (no extension), its text, and whether our parser (True) read it.
 
-    Returns it with the canonical→source lead permutation and whether our parser (True) or
-    wfdb's (False) read it; the latter means the signal is decoded by wfdb too.
+    Raises :class:`RecordRejected`: ``missing_hea``, ``unreadable_header`` (also for a header without a
+    positive rate, length or signal count), ``inconsistent_header`` (signal count ≠ signal lines),
+    ``unknown_units`` for µ in a header only wfdb parses.
     """
     if not os.path.isfile(path + ".hea"):
         raise RecordRejected("missing_hea", f"{path}.hea not found")
@@ -139,6 +172,8 @@ def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], boo
         text = raw.decode("latin-1")
     try:
         header = parse_header(text)
+    except HeaderMismatch as err:
+        raise RecordRejected("inconsistent_header", f"{path}.hea: {err}") from None
     except (ValueError, IndexError):
         header = None
     fast = header is not None
@@ -155,8 +190,24 @@ def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], boo
         raise RecordRejected(
             "unreadable_header", f"{path}.hea: fs={header.fs}, sig_len={header.sig_len}, n_sig={header.n_sig}"
         )
+    fields = {"sig_name": header.sig_name, "file_name": header.file_name, "fmt": header.fmt,
+              "adc_gain": header.adc_gain, "baseline": header.baseline, "units": header.units}
+    short = {name: len(values) for name, values in fields.items() if len(values) != header.n_sig}
+    if short:  # wfdb's own parser accepts a count its signal lines do not match
+        raise RecordRejected("inconsistent_header", f"{path}.hea: the record line declares {header.n_sig} signals, "
+                             f"the header describes {min(short.values())}")
+    return header, text, fast
+
+
+def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], bool]:
+    """Parse and validate the header (:func:`load_header`, then the leads, units, gains, rate and length).
+
+    Returns it with the canonical→source lead permutation and whether our parser (True) or
+    wfdb's (False) read it; the latter means the signal is decoded by wfdb too.
+    """
+    header, text, fast = load_header(path)
     perm, _ = select_leads(header.sig_name, header.n_sig)
-    units = [header.units[p] if p < len(header.units) else "" for p in perm]
+    units = [header.units[p] for p in perm]
     unknown: dict[str, list[str]] = {}
     for lead, unit in zip(CANONICAL_LEADS, units, strict=True):
         if millivolts_per_unit(unit) is None:
@@ -164,9 +215,20 @@ def read_header(path: str, policy: SignalPolicy) -> tuple[Header, list[int], boo
     if unknown:
         named = "; ".join(f"units {unit!r} for {', '.join(leads)}" for unit, leads in unknown.items())
         raise RecordRejected("unknown_units", f"{path}.hea: {named}; expected {KNOWN_UNITS}")
+    uncalibrated = uncalibrated_signals(text)
+    leads = [lead for lead, p in zip(CANONICAL_LEADS, perm, strict=True) if p in uncalibrated]
+    if leads:
+        raise RecordRejected("uncalibrated", f"{path}.hea: gain 0 or missing for {', '.join(leads)}; WFDB defines "
+                             "that as uncalibrated (200 adu per unit assumed), so the millivolt scale is unknown")
+    where = policy.folder_rate(path)
+    if where is not None and abs(header.fs - where[1]) > 1e-6:
+        raise RecordRejected("wrong_rate", f"{path}.hea: sampling rate {header.fs:g} Hz, but every record in "
+                             f"{where[0]}/ is recorded at {where[1]} Hz (a wrong header, or a file in the wrong "
+                             "folder)")
     seconds = header.sig_len / float(header.fs)
     if seconds + 1e-9 < policy.minimum_seconds:
-        raise RecordRejected("too_short", f"{seconds:.3f} s < {policy.minimum_seconds} s")
+        raise RecordRejected("too_short", f"{header.sig_len} samples at {header.fs:g} Hz = {seconds:.3f} s, "
+                             f"less than {policy.minimum_seconds:g} s")
     return header, perm, fast
 
 

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import math
 import os
-import signal
 import time
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -197,7 +196,6 @@ def run_loop(
                                 step=step)
             if settings.save_every and step % settings.save_every == 0:
                 save()
-                _maybe_inject_crash(step)
             if step >= total:
                 break
         else:
@@ -213,7 +211,10 @@ def run_loop(
 
 def save_training_state(output_dir: Path, step: int, model: Any, optimizer: Any, scheduler: Any, accelerator: Any,
                         progress: dict[str, Any], keep_last: int | None, name_suffix: str = "") -> Path:
-    """A resumable checkpoint under ``OUTPUT_DIR/checkpoints[-suffix]/step-<N>``."""
+    """A resumable checkpoint under ``OUTPUT_DIR/checkpoints[-suffix]/step-<N>``.
+
+    Looked up by name at every save: ``tests/fault_hooks.py`` wraps it to kill a run right after a checkpoint.
+    """
     root = output_dir / ("checkpoints" if not name_suffix else f"checkpoints-{name_suffix}")
     path = root / f"step-{step}"
     if uses_sharded_state(accelerator):
@@ -314,13 +315,6 @@ def explain_oom(advice: str, what: str, step: int) -> Iterator[None]:
         if not isinstance(err, torch.OutOfMemoryError) and "can't allocate memory" not in text:
             raise
         raise TrainingError(f"out of memory at step {step + 1} with {what}. {advice}") from err
-
-
-def _maybe_inject_crash(step: int) -> None:
-    """Fault injection for resume tests: ``MEIT_CRASH_AFTER_CHECKPOINT=N`` SIGKILLs the run after step N's save."""
-    target = os.environ.get("MEIT_CRASH_AFTER_CHECKPOINT")
-    if target is not None and int(target) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def check_world_size(num_processes: int) -> None:

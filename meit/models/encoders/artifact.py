@@ -30,7 +30,7 @@ from torch import nn
 from meit.data.contract import EncoderContract, contract_problems
 from meit.errors import ModelError
 from meit.models.encoders.registry import ENCODERS
-from meit.publish import staged_folder
+from meit.publish import staged_folder, write_safetensors
 
 ARTIFACT_FORMAT = "meit-encoder"
 #: the newest version this meit reads and writes; a contract version 1 can express is still written as 1
@@ -126,8 +126,6 @@ def fill_encoder_artifact(
 
     Used directly by writers whose output is an encoder artifact plus more (``meit pretrain``'s model).
     """
-    from safetensors.torch import save_file
-
     if encoder_name not in ENCODERS:
         raise ModelError(f"cannot write an encoder artifact for unknown encoder '{encoder_name}' "
                          f"(known: {', '.join(ENCODERS)})")
@@ -148,7 +146,8 @@ def fill_encoder_artifact(
         raise ModelError(f"encoder.json: kwargs and source must be plain JSON values ({err})") from err
     state = _state_of(encoder_or_state_dict)
 
-    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": ARTIFACT_FORMAT, "encoder": encoder_name})
+    # two metadata keys: written in sorted order, so the same weights give the same bytes in every process
+    write_safetensors(folder / WEIGHTS_FILE, state, {"format": ARTIFACT_FORMAT, "encoder": encoder_name})
     (folder / META_FILE).write_text(text)
 
 
