@@ -61,6 +61,22 @@ class SignalInputConfig(_Section):
     baseline: Literal["none", "highpass", "median"] = Field(
         "none", description="baseline removal: 0.5 Hz high-pass or minus a 0.4 s running median"
     )
+    # the image side (meit.data.image_spec validates these against each other when the contract is built)
+    image_mode: Literal["none", "paper-3x4", "paper-6x2", "paper-12x1", "gaf", "rp", "mtf"] = Field(
+        "none", description="none: the encoder reads the signal; else the image it reads, rendered from the "
+                            "processed signal at load time (paper layout, or Gramian angular field / recurrence "
+                            "plot / Markov transition field); image encoders (*-image) need one")
+    image_size: int | tuple[int, int] | None = Field(
+        None, description="image size in px, one side or [height, width]; default per mode (paper-3x4 224×352)")
+    image_dpi: int | None = Field(None, description=(
+        "resolution a paper image is drawn at (25 mm/s, 10 mm/mV) before resizing to image_size; default: the dpi "
+        "that draws the page at about the image's height, so traces keep their contrast"))
+    image_mean: list[float] | None = Field(None, description="per-channel mean; default ImageNet's for paper, 0 else")
+    image_std: list[float] | None = Field(None, description="per-channel std; default ImageNet's for paper, 1 else")
+    image_augment: dict[str, float] = Field(
+        default_factory=dict, description="training-only augmentation strengths in [0, 1] of paper images "
+                                          "(rotation, perspective, blur, noise, jpeg, colour, contrast, shadow, "
+                                          "crease, marks); never at evaluation")
 
 
 #: ``model.llm`` names of the non-LLM baseline (``meit/models/encdec``): the ECG encoder with a word-level
@@ -164,6 +180,9 @@ class DataConfig(_Section):
     max_train_samples: int | None = Field(None, ge=1)
     max_eval_samples: int | None = Field(None, ge=1)
     instruction_seed: int = 0
+    image_cache: str | None = Field(None, description=(
+        "a `meit render` folder of this dataset's records: image encoders read their clean paper images from it "
+        "instead of drawing them (its settings must match the encoder's image contract)"))
 
     def require_path(self, override: str | None = None) -> str:
         """``override`` or ``data.path``; a clear error when neither is set."""

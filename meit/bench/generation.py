@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     collate = EcgCollator(model.tokenizer.pad_token_id, padding_side="left")
     results = []
     for size in args.batch_sizes:
-        examples = [{"id": str(i), "report": "", "ecg": torch.randn(contract.leads, contract.samples),
+        examples = [{"id": str(i), "report": "", "ecg": torch.randn(*contract.input_shape),
                      "input_ids": prompt.input_ids, "labels": prompt.labels, "ecg_mask": prompt.ecg_mask}
                     for i in range(size)]
         batch = collate(examples)

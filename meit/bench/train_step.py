@@ -56,7 +56,7 @@ def _batch(model, batch: int, length: int, seed: int = 0) -> dict[str, torch.Ten
     labels[:, : length // 4] = -100  # prompt
     labels[ecg_mask] = -100
     c = model.encoder.contract
-    ecg = torch.randn(batch, c.leads, c.samples, generator=g)
+    ecg = torch.randn(batch, *c.input_shape, generator=g)  # a signal or an image contract
     return {"ecg": ecg, "input_ids": ids, "attention_mask": attention, "ecg_mask": ecg_mask, "labels": labels}
 
 

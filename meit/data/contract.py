@@ -8,11 +8,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
+from meit.data.image_spec import (
+    IMAGE_MODES,
+    ImageMode,
+    default_dpi,
+    default_image_mean_std,
+    image_channels,
+    image_problems,
+    normalise_augment,
+    normalise_image_size,
+)
 from meit.data.transforms import EcgTransform, build_transform
 from meit.ecg_signal import BASELINES, MAX_BANDPASS_ORDER, NORMALISATIONS, Baseline, Normalisation
+from meit.errors import ConfigError
 
 
 def _hz(value: Any) -> Any:
@@ -30,6 +41,14 @@ class EncoderContract:
     * ``bandpass``: ``(low, high)`` Hz, zero-phase Butterworth of order ``bandpass_order`` (either edge
       may be None for a high- or low-pass); None = no band-pass.
     * ``baseline``: ``none``, ``highpass`` (0.5 Hz high-pass) or ``median`` (subtract a 0.4 s running median).
+    * ``image_mode``: ``none`` (the encoder reads the signal) or the image it reads instead, rendered from the
+      processed signal at load time: ``paper-3x4`` / ``paper-6x2`` / ``paper-12x1`` (paper-style ECG drawn at
+      ``image_dpi``; default: the dpi that makes the page about as tall as the image) or ``gaf`` / ``rp`` /
+      ``mtf`` (Gramian angular field, recurrence plot, Markov transition field; one channel per lead);
+      ``image_size`` ``(height, width)``, per-channel ``image_mean`` / ``image_std`` (defaults per mode).
+    * ``image_augment``: augmentation strengths (0–1) for *training* only (scanned/photographed paper); never
+      applied at evaluation and not part of contract equality (weights trained with any augmentation accept
+      the same clean input).
 
     The data pipeline applies all of it at load time (never baked into stored signals), at ``fs``,
     in the order notch → band-pass → baseline → crop → normalise: :meth:`load_transform` is the one
@@ -44,6 +63,12 @@ class EncoderContract:
     bandpass_order: int = 2
     notch_hz: float | None = None
     baseline: Baseline = "none"
+    image_mode: ImageMode = "none"
+    image_size: tuple[int, int] | None = None
+    image_dpi: int | None = None
+    image_mean: tuple[float, ...] | None = None
+    image_std: tuple[float, ...] | None = None
+    image_augment: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         # JSON gives lists and ints: store a hashable tuple of floats so equality survives a round trip
@@ -51,10 +76,39 @@ class EncoderContract:
             band = tuple(_hz(v) for v in self.bandpass)
             object.__setattr__(self, "bandpass", None if band == (None, None) else band)
         object.__setattr__(self, "notch_hz", _hz(self.notch_hz))
+        # the image side: concrete values (defaults per mode), so equal contracts compare equal
+        object.__setattr__(self, "image_size", normalise_image_size(self.image_size, self.image_mode))
+        object.__setattr__(self, "image_augment", normalise_augment(self.image_augment))
+        if self.image_dpi is None:
+            object.__setattr__(self, "image_dpi", default_dpi(self.image_mode, self.image_size, self.seconds))
+        if self.image_mode in IMAGE_MODES and self.image_mode != "none":
+            mean, std = default_image_mean_std(self.image_mode)
+            for name, default in (("image_mean", mean), ("image_std", std)):
+                value = getattr(self, name)
+                value = default if value is None else tuple(float(v) if _is_number(v) else v for v in value)
+                object.__setattr__(self, name, value)
 
     @property
     def samples(self) -> int:
         return round(self.fs * self.seconds)
+
+    @property
+    def is_image(self) -> bool:
+        """Whether the encoder reads an image rendered from the signal rather than the signal itself."""
+        return self.image_mode != "none"
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One input's shape: ``(leads, samples)`` for a signal, ``(channels, height, width)`` for an image."""
+        if not self.is_image:
+            return (self.leads, self.samples)
+        assert self.image_size is not None
+        return (image_channels(self.image_mode), *self.image_size)
+
+    @property
+    def augmentation(self) -> dict[str, float]:
+        """The training-only augmentation strengths (empty: none)."""
+        return dict(self.image_augment)
 
     @property
     def filtered(self) -> bool:
@@ -65,6 +119,13 @@ class EncoderContract:
         data = asdict(self)
         if data["bandpass"] is not None:
             data["bandpass"] = list(data["bandpass"])
+        if not self.is_image:  # a signal contract is written as before the image side existed
+            for key in IMAGE_FIELDS:
+                data.pop(key)
+            return data
+        for key in ("image_size", "image_mean", "image_std"):
+            data[key] = list(data[key])
+        data["image_augment"] = dict(self.image_augment)
         return data
 
     @classmethod
@@ -87,29 +148,74 @@ class EncoderContract:
             parts.append(f"{self.baseline} baseline removal")
         return ", ".join(parts) or "none"
 
+    def describe_image(self) -> str:
+        """``"paper-3x4 image 224×352 px at 33 dpi, 3 channels"`` (``""`` for a signal contract)."""
+        if not self.is_image:
+            return ""
+        assert self.image_size is not None
+        height, width = self.image_size
+        dpi = f" at {self.image_dpi} dpi" if self.image_mode.startswith("paper") else ""
+        return f"{self.image_mode} image {height}×{width} px{dpi}, {image_channels(self.image_mode)} channels"
+
     def describe(self) -> str:
         text = (f"{self.leads} leads × {self.samples} samples ({self.fs} Hz × {self.seconds:g} s), "
                 f"normalisation {self.normalisation}")
-        return f"{text}, filters: {self.describe_filters()}" if self.filtered else text
+        text = f"{text}, filters: {self.describe_filters()}" if self.filtered else text
+        return f"{text}, rendered as a {self.describe_image()}" if self.is_image else text
 
-    def load_transform(self, fs_in: int, *, crop: str = "center", seed: int | None = None) -> EcgTransform:
-        """The load-time transform this contract asks for, from data stored at ``fs_in`` Hz.
-
-        Every consumer (training, pretraining, retrieval, zero-shot, single-record generation) builds its
-        transform here, so they can never disagree. Raises :class:`~meit.errors.ConfigError` for an
-        invalid declaration.
-        """
+    def signal_transform(self, fs_in: int, *, crop: str = "center", seed: int | None = None) -> EcgTransform:
+        """The signal part of the load-time transform (resample, filter, crop, normalise), image or not."""
         return build_transform(
             fs_in, self.fs, self.seconds, self.normalisation, self.bandpass,
             bandpass_order=self.bandpass_order, notch_hz=self.notch_hz, baseline=self.baseline,
             crop=crop, leads=self.leads, seed=seed,  # type: ignore[arg-type]
         )
 
+    def load_transform(self, fs_in: int, *, crop: str = "center", seed: int | None = None, augment: bool = False,
+                       image_cache: Any = None) -> Any:
+        """The load-time transform this contract asks for, from data stored at ``fs_in`` Hz.
+
+        Every consumer (training, pretraining, retrieval, zero-shot, single-record generation) builds its
+        transform here, so they can never disagree. A signal contract gives an :class:`EcgTransform`; an image
+        contract an :class:`~meit.data.image_transform.ImageTransform` (the signal transform, then rendering),
+        which applies ``image_augment`` only when ``augment`` (training) and reads pre-rendered images from
+        ``image_cache`` (a ``meit render`` folder) when given. Raises :class:`~meit.errors.ConfigError` for an
+        invalid declaration.
+        """
+        signal = self.signal_transform(fs_in, crop=crop, seed=seed)
+        if not self.is_image:
+            if augment and self.image_augment:
+                raise ConfigError("image_augment is set but the encoder reads the signal (image_mode none)")
+            return signal
+        from meit.data.image_transform import ImageTransform
+
+        return ImageTransform(self, signal, augment=augment, cache=image_cache)
+
 
 #: the contract's fields, in order (``from_dict`` reads these and ignores anything else)
 CONTRACT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EncoderContract))
 #: the fields that say how the signal is processed (a recipe sets them as ``model.<field>``); the rest is its shape
 PROCESSING_FIELDS: tuple[str, ...] = tuple(f for f in CONTRACT_FIELDS if f not in ("leads", "fs", "seconds"))
+#: the image side (absent from a signal contract's dict, and from files written before it existed)
+IMAGE_FIELDS: tuple[str, ...] = tuple(f for f in CONTRACT_FIELDS if f.startswith("image_"))
+#: fields that describe training only, not the input the weights expect: a recipe may differ from an artifact
+TRAINING_ONLY_FIELDS: tuple[str, ...] = ("image_augment",)
+
+
+#: each field's default (a recipe may leave a field out)
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(EncoderContract) if f.default is not MISSING}
+
+
+def checked_contract(data: Mapping[str, Any], prefix: str) -> EncoderContract:
+    """An :class:`EncoderContract` from recipe values, or a :class:`ConfigError` naming each bad key as
+    ``<prefix><field>`` (e.g. ``model.image_size``)."""
+    values = {**_DEFAULTS, **data}
+    if isinstance(values.get("image_augment"), Mapping):
+        values["image_augment"] = dict(values["image_augment"])
+    problems = [p.replace("'contract.", f"'{prefix}") for p in contract_problems(values)]
+    if problems:
+        raise ConfigError("invalid encoder input: " + "; ".join(problems))
+    return EncoderContract.from_dict(values)
 
 
 # --------------------------------------------------------------------------------------------- validation
@@ -131,6 +237,7 @@ def contract_problems(data: Any) -> list[str]:
         problems.append(f"'contract.normalisation' must be one of {NORMALISATIONS}, got {data.get('normalisation')!r}")
     fs = data.get("fs")
     problems.extend(_filter_problems(data, fs if isinstance(fs, int) and not isinstance(fs, bool) and fs > 0 else None))
+    problems.extend(image_problems(data))
     return problems
 
 

@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 
 from meit.data.contract import EncoderContract
+from meit.data.image_transform import apply_transform
 from meit.data.instructions import DEFAULT_INSTRUCTION, choose_instruction
 from meit.data.prompts import EncodedExample, PromptFormat, encode_example, encode_prompt
 from meit.errors import DataError
@@ -90,10 +91,15 @@ class EcgReportDataset(Dataset):
         self.fixed_instruction = fixed_instruction
         self.with_report = with_report
         self.perturb = perturb
+        self.epoch = 0
         self._prompts: dict[str, EncodedExample] = {}
 
     def __len__(self) -> int:
         return len(self.split)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The training epoch (seeds image augmentations per record and epoch, so a resumed run draws the same)."""
+        self.epoch = int(epoch)
 
     def instruction_for(self, record_id: str) -> str:
         if self.fixed_instruction is not None:
@@ -133,7 +139,8 @@ class EcgReportDataset(Dataset):
         signal = np.asarray(signal, dtype=np.float32)
         if self.perturb is not None:
             signal = self.perturb(signal, fs, record_id)
-        ecg = self.transform(signal)
+        # a perturbed signal is never swapped for a pre-rendered image of the clean one
+        ecg = apply_transform(self.transform, signal, record_id, self.epoch, from_cache=self.perturb is None)
         encoded = self._encode(record_id, report)
         return {
             "id": record_id,
@@ -157,16 +164,34 @@ def report_dataset(
     fixed_instruction: str | None = None,
     with_report: bool = True,
     perturb: Callable[[np.ndarray, int, str], np.ndarray] | None = None,
+    augment: bool = False,
+    image_cache: str | Path | None = None,
 ) -> EcgReportDataset:
     """Split ``split_name`` of the prepared dataset at ``path``, as examples for a model whose encoder declares
     ``contract`` and whose backbone formats prompts as ``prompt_format`` (training, evaluation and benchmarks
-    all assemble datasets here)."""
+    all assemble datasets here). ``augment`` (the training split only) applies an image contract's
+    augmentations; ``image_cache`` is a ``meit render`` folder of the same records to read images from."""
     split = load_split(path, split_name, max_samples)
     return EcgReportDataset(
-        split, tokenizer, prompt_format, contract.load_transform(dataset_fs(split, path)),
+        split, tokenizer, prompt_format, contract_transform(contract, dataset_fs(split, path), augment=augment,
+                                                            image_cache=image_cache, split_name=split_name,
+                                                            data_path=path),
         instruction_seed=instruction_seed, fixed_instruction=fixed_instruction, with_report=with_report,
         perturb=perturb,
     )
+
+
+def contract_transform(contract: EncoderContract, fs_in: int, *, augment: bool = False,
+                       image_cache: str | Path | None = None, split_name: str | None = None,
+                       data_path: str | Path | None = None) -> Any:
+    """``contract.load_transform`` with a rendered cache (``meit render`` output of ``split_name`` of the dataset at
+    ``data_path``) opened when one is named; a signal contract ignores it."""
+    cache = None
+    if image_cache is not None and contract.is_image:
+        from meit.data.rendered_cache import RenderedCache
+
+        cache = RenderedCache.open(image_cache, split_name, data_path)
+    return contract.load_transform(fs_in, augment=augment, image_cache=cache)
 
 
 def evaluation_instruction() -> str:

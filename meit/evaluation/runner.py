@@ -89,6 +89,7 @@ class _Job:
             contract=self.model.encoder.contract, max_samples=cfg.max_samples,
             instruction_seed=self.recipe.data.instruction_seed, fixed_instruction=evaluation_instruction(),
             with_report=False, perturb=hook,
+            image_cache=self.recipe.data.image_cache if self.data_path in (None, self.recipe.data.path) else None,
         )
         started = time.perf_counter()
         rows = generate_reports(self.model, dataset, self.settings, batch_size=cfg.batch_size,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from meit.config import ModelConfig
-from meit.data.contract import PROCESSING_FIELDS, EncoderContract
-from meit.errors import ModelError
+from meit.data.contract import PROCESSING_FIELDS, TRAINING_ONLY_FIELDS, EncoderContract, checked_contract
+from meit.errors import ConfigError, ModelError
 from meit.models.encoders import EncoderArtifactMeta
 from meit.models.encoders.artifact import contract_overrides
 
@@ -32,8 +32,11 @@ def adopt_encoder_artifact(cfg: ModelConfig, meta: EncoderArtifactMeta) -> Model
         conflicts.append(f"model.encoder_fs={cfg.encoder_fs} (checkpoint: {c.fs})")
     if cfg.encoder_seconds is not None and float(cfg.encoder_seconds) != float(c.seconds):
         conflicts.append(f"model.encoder_seconds={cfg.encoder_seconds:g} (checkpoint: {c.seconds:g})")
+    mine_contract = _declared(cfg, c)
     for key in PROCESSING_FIELDS:
-        mine, theirs = getattr(cfg, key), getattr(c, key)
+        if key in TRAINING_ONLY_FIELDS:  # how this run trains, not what the weights read
+            continue
+        mine, theirs = getattr(mine_contract, key), getattr(c, key)
         if key in given and mine != theirs:
             conflicts.append(f"model.{key}={_recipe_value(mine)} (checkpoint: {_recipe_value(theirs)})")
     if conflicts:
@@ -43,8 +46,22 @@ def adopt_encoder_artifact(cfg: ModelConfig, meta: EncoderArtifactMeta) -> Model
             f"those keys, or use model.encoder={AUTO_ENCODER}). To run the weights under another contract on "
             f"purpose, point model.encoder_checkpoint at {meta.weights} (no contract check)."
         )
+    adopted = {key: getattr(c, key) for key in PROCESSING_FIELDS if key not in TRAINING_ONLY_FIELDS}
+    for key in ("image_mean", "image_std"):  # lists in the recipe schema
+        if adopted[key] is not None:
+            adopted[key] = list(adopted[key])
     return cfg.model_copy(update={"encoder": meta.encoder, "encoder_fs": c.fs, "encoder_seconds": c.seconds,
-                                  **{key: getattr(c, key) for key in PROCESSING_FIELDS}})
+                                  **adopted})
+
+
+def _declared(cfg: ModelConfig, artifact: EncoderContract) -> EncoderContract:
+    """The contract ``cfg``'s own keys declare at the artifact's rate and length (image defaults resolved, so an
+    unset ``image_size`` compares as its mode's default)."""
+    values = {key: getattr(cfg, key) for key in PROCESSING_FIELDS}
+    try:
+        return checked_contract({"leads": 12, "fs": artifact.fs, "seconds": artifact.seconds, **values}, "model.")
+    except ConfigError:
+        return EncoderContract.from_dict({"fs": artifact.fs, "seconds": artifact.seconds, **values})
 
 
 def _recipe_value(value: Any) -> str:
@@ -57,8 +74,8 @@ def _recipe_value(value: Any) -> str:
 
 
 def contract_from_config(cfg: ModelConfig, *, data_fs: int, data_seconds: float) -> EncoderContract:
-    """The encoder contract a model config declares (rate and length default to the data's)."""
-    return EncoderContract(
-        leads=12, fs=int(cfg.encoder_fs or data_fs), seconds=float(cfg.encoder_seconds or data_seconds),
-        **{key: getattr(cfg, key) for key in PROCESSING_FIELDS},
-    )
+    """The encoder contract a model config declares (rate and length default to the data's); a
+    :class:`ConfigError` names each ``model.<key>`` that is wrong (e.g. ``model.image_size``)."""
+    return checked_contract(
+        {"leads": 12, "fs": int(cfg.encoder_fs or data_fs), "seconds": float(cfg.encoder_seconds or data_seconds),
+         **{key: getattr(cfg, key) for key in PROCESSING_FIELDS}}, "model.")

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from meit.config import DataConfig, LoopConfig, SignalInputConfig, _Section, check_bandpass
-from meit.data.contract import PROCESSING_FIELDS, EncoderContract
+from meit.data.contract import PROCESSING_FIELDS, EncoderContract, checked_contract
 from meit.data.stored_rate import data_rate
 
 
@@ -35,8 +35,8 @@ class EcgSideConfig(SignalInputConfig):
         else:
             data_fs, data_seconds = data_rate(data)
             fs, seconds = self.fs or data_fs, self.seconds or data_seconds
-        return EncoderContract(fs=fs, seconds=seconds,
-                               **{key: getattr(self, key) for key in PROCESSING_FIELDS})
+        return checked_contract({"leads": 12, "fs": fs, "seconds": seconds,
+                                 **{key: getattr(self, key) for key in PROCESSING_FIELDS}}, "ecg.")
 
 
 class TextSideConfig(_Section):

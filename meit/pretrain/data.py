@@ -28,18 +28,25 @@ class EcgTextDataset(Dataset):
             "numpy", columns=["ecg"], output_all_columns=True
         )
         self.transform = transform
+        self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.split)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The training epoch (seeds image augmentations per record and epoch, so a resumed run draws the same)."""
+        self.epoch = int(epoch)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: list[int]) -> list[dict[str, Any]]:
+        from meit.data.image_transform import apply_transform
+
         columns = self.split[[int(i) for i in indices]]
         return [
-            {"id": str(i), "report": str(r), "ecg": torch.from_numpy(np.ascontiguousarray(self.transform(
-                np.asarray(s, dtype=np.float32)), dtype=np.float32))}
+            {"id": str(i), "report": str(r), "ecg": torch.from_numpy(np.ascontiguousarray(apply_transform(
+                self.transform, np.asarray(s, dtype=np.float32), str(i), self.epoch), dtype=np.float32))}
             for i, s, r in zip(columns["id"], columns["ecg"], columns["report"], strict=True)
         ]
 
@@ -71,12 +78,15 @@ class EcgTextCollator:
         }
 
 
-def prepared_split(contract: Any, data_path: str | Path, split: str, max_samples: int | None = None) -> EcgTextDataset:
+def prepared_split(contract: Any, data_path: str | Path, split: str, max_samples: int | None = None, *,
+                   augment: bool = False, image_cache: str | Path | None = None) -> EcgTextDataset:
     """A split of a prepared dataset, transformed at load time to an encoder ``contract`` (fs, seconds,
-    filtering, normalisation: ``contract.load_transform``) from the split's stored rate — the one path
-    pretraining, retrieval and zero-shot share."""
-    from meit.data.dataset import dataset_fs, load_split
+    filtering, normalisation, an image: ``contract.load_transform``) from the split's stored rate — the one path
+    pretraining, retrieval and zero-shot share. ``augment``: training augmentations of an image contract;
+    ``image_cache``: a ``meit render`` folder to read its images from."""
+    from meit.data.dataset import contract_transform, dataset_fs, load_split
 
     rows = load_split(data_path, split, max_samples)
-    transform = contract.load_transform(dataset_fs(rows, data_path))
+    transform = contract_transform(contract, dataset_fs(rows, data_path), augment=augment, image_cache=image_cache,
+                                   split_name=split, data_path=data_path)
     return EcgTextDataset(rows, transform)

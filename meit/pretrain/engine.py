@@ -52,9 +52,11 @@ class PretrainResult:
 
 
 def split_dataset(recipe: PretrainRecipe, model: EcgTextModel, split_name: str,
-                  max_samples: int | None = None) -> EcgTextDataset:
-    """A split of ``data.path`` transformed to the encoder's contract."""
-    return prepared_split(model.contract, recipe.data.require_path(), split_name, max_samples)
+                  max_samples: int | None = None, *, augment: bool = False) -> EcgTextDataset:
+    """A split of ``data.path`` transformed to the encoder's contract (``augment``: an image encoder's training
+    augmentations; ``data.image_cache``: pre-rendered images)."""
+    return prepared_split(model.contract, recipe.data.require_path(), split_name, max_samples, augment=augment,
+                          image_cache=recipe.data.image_cache)
 
 
 class _ContrastiveTask:
@@ -153,7 +155,7 @@ def pretrain(recipe: PretrainRecipe, *, progress: bool = True, validation_scorer
 
     torch.manual_seed(recipe.seed)
     model = EcgTextModel.build(recipe)
-    train_set = split_dataset(recipe, model, recipe.data.train_split, recipe.data.max_train_samples)
+    train_set = split_dataset(recipe, model, recipe.data.train_split, recipe.data.max_train_samples, augment=True)
     per_step = recipe.train.batch_size * accelerator.num_processes
     if len(train_set) < per_step:
         raise DataError(f"split '{recipe.data.train_split}' has {len(train_set)} rows, fewer than one global "

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from meit.errors import ModelError
+from meit.errors import ConfigError, ModelError
 from meit.models.encoders import ECGEncoder, EncoderContract, build_encoder, load_encoder_checkpoint
 from meit.models.encoders.artifact import fill_encoder_artifact, read_encoder_metadata
 from meit.publish import staged_folder
@@ -102,6 +102,11 @@ class EcgTextModel(nn.Module):
         from meit.models.text import load_text_encoder
 
         encoder = build_encoder(recipe.ecg.encoder, recipe.ecg.contract(recipe.data))
+        objective = recipe.objective
+        if encoder.contract.is_image and (objective.mask_ratio > 0 or objective.reconstruction_weight > 0):
+            raise ConfigError(
+                f"objective.mask_ratio / objective.reconstruction_weight mask and rebuild the signal, but encoder "
+                f"'{recipe.ecg.encoder}' reads a {encoder.contract.image_mode} image: set both to 0 (contrastive only)")
         if recipe.ecg.checkpoint:
             load_encoder_checkpoint(encoder, recipe.ecg.checkpoint)
         text_model, tokenizer = load_text_encoder(
@@ -125,7 +130,7 @@ class EcgTextModel(nn.Module):
         was_training = self.encoder.training
         self.encoder.eval()
         with torch.no_grad():
-            tokens, _ = self.encoder.encode(torch.zeros(1, c.leads, c.samples))
+            tokens, _ = self.encoder.encode(torch.zeros(1, *c.input_shape))
         self.encoder.train(was_training)
         return tokens.shape[1]
 

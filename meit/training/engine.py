@@ -256,7 +256,7 @@ def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool,
     if recipe.model.gradient_checkpointing:
         model.enable_gradient_checkpointing()
 
-    train_set = build_split_dataset(recipe, model, recipe.data.train_split, recipe.data.max_train_samples)
+    train_set = build_split_dataset(recipe, model, recipe.data.train_split, recipe.data.max_train_samples, augment=True)
     eval_set = sample_set = None
     if recipe.train.eval_every:
         eval_set = build_split_dataset(recipe, model, recipe.data.eval_split, recipe.data.max_eval_samples)

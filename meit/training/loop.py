@@ -141,6 +141,9 @@ def run_loop(
     while step < total:
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(epoch)
+        dataset = getattr(train_loader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):  # image augmentations are seeded per record and epoch
+            dataset.set_epoch(epoch)
         loader = accelerator.skip_first_batches(train_loader, batch_in_epoch) if batch_in_epoch else train_loader
         for batch in loader:
             with accelerator.accumulate(model), task.failure_context(batch, step):

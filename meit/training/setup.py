@@ -155,11 +155,14 @@ def build_split_dataset(
     fixed_instruction: str | None = None,
     data_path: str | None = None,
     perturb: Any = None,
+    augment: bool = False,
 ) -> EcgReportDataset:
-    """A split of ``data.path`` (or ``data_path``) as examples for ``model`` (``meit.data.dataset.report_dataset``)."""
+    """A split of ``data.path`` (or ``data_path``) as examples for ``model`` (``meit.data.dataset.report_dataset``);
+    ``augment`` (the training split) applies an image encoder's training augmentations."""
     return report_dataset(
         recipe.data.require_path(data_path), split_name, tokenizer=model.tokenizer,
         prompt_format=PromptFormat.from_model(model, recipe.model.max_length), contract=model.encoder.contract,
         max_samples=max_samples, instruction_seed=recipe.data.instruction_seed,
-        fixed_instruction=fixed_instruction, with_report=with_report, perturb=perturb,
+        fixed_instruction=fixed_instruction, with_report=with_report, perturb=perturb, augment=augment,
+        image_cache=recipe.data.image_cache if data_path is None else None,
     )

@@ -15,6 +15,7 @@ from meit.models.encoders.artifact import (
     write_encoder_artifact,
 )
 from meit.models.encoders.base import ECGEncoder
+from meit.models.encoders.image import ImageEncoder, is_transformers_source, load_pretrained_vision
 from meit.models.encoders.registry import ENCODERS, build_encoder
 from meit.models.encoders.resnet1d import ResNet1d
 from meit.models.encoders.vit1d import ViT1d
@@ -29,8 +30,13 @@ def load_encoder_checkpoint(
     registry name — ``encoder_name`` or the one :func:`build_encoder` recorded — and contract must equal
     the artifact's), a folder holding ``encoder.safetensors`` (e.g. a trained meit model), or a bare
     ``.safetensors`` / torch file (read with ``weights_only=True``; a ``state_dict`` entry and an
-    ``encoder.`` key prefix are unwrapped). Bare files carry no contract and are not checked.
+    ``encoder.`` key prefix are unwrapped). Bare files carry no contract and are not checked. An image encoder
+    also takes a transformers checkpoint of its family: a folder with ``config.json``, or a hub id (read from the
+    local cache; downloaded only when HF_HUB_OFFLINE is unset).
     """
+    if isinstance(encoder, ImageEncoder) and is_transformers_source(path):
+        load_pretrained_vision(encoder, path)
+        return None
     file = Path(path).expanduser()
     meta = read_encoder_metadata(file)
     if meta is not None:
@@ -54,6 +60,7 @@ def load_encoder_checkpoint(
 
 
 __all__ = [
-    "ENCODERS", "ECGEncoder", "EncoderArtifactMeta", "EncoderContract", "ResNet1d", "ViT1d", "build_encoder",
+    "ENCODERS", "ECGEncoder", "EncoderArtifactMeta", "EncoderContract", "ImageEncoder", "ResNet1d", "ViT1d",
+    "build_encoder",
     "load_encoder_checkpoint", "read_encoder_metadata", "write_encoder_artifact",
 ]

@@ -11,7 +11,9 @@ The contract is the input the weights were trained for; loading checks it (see `
 so weights are never silently fed data at another rate, length, scaling or filtering. The filtering fields
 may be absent (files written before they existed): they then take their defaults, no filtering. A contract
 that a version-1 reader would misread (record-wide normalisation or any filtering) is written as version 2,
-which older meit refuses with "upgrade meit" instead of dropping the filters. Also here: the one safe
+which older meit refuses with "upgrade meit" instead of dropping the filters; an image encoder's contract (the
+``image_*`` fields: mode, size, dpi, per-channel mean/std, training augmentation) is written as version 3,
+which a version-2 reader refuses the same way instead of feeding the weights a signal. Also here: the one safe
 reader of weight files (safetensors, or ``torch.load(weights_only=True)`` — never a full unpickle).
 """
 
@@ -33,8 +35,9 @@ from meit.models.encoders.registry import ENCODERS
 from meit.publish import staged_folder, write_safetensors
 
 ARTIFACT_FORMAT = "meit-encoder"
-#: the newest version this meit reads and writes; a contract version 1 can express is still written as 1
-ARTIFACT_VERSION = 2
+#: the newest version this meit reads and writes; a contract an older version can express is written as that
+#: (1: per-lead or no normalisation, no filtering; 2: record-wide normalisation and filters; 3: images)
+ARTIFACT_VERSION = 3
 META_FILE = "encoder.json"
 WEIGHTS_FILE = "encoder.safetensors"
 #: the normalisations version 1 of the format knew
@@ -61,14 +64,23 @@ class EncoderArtifactMeta:
 
 
 def _format_version(contract: EncoderContract) -> int:
-    """1 when a version-1 reader understands ``contract`` fully, else :data:`ARTIFACT_VERSION`."""
-    return 1 if contract.normalisation in _V1_NORMALISATIONS and not contract.filtered else ARTIFACT_VERSION
+    """The oldest format version whose reader understands ``contract`` fully."""
+    if contract.is_image:
+        return 3
+    return 1 if contract.normalisation in _V1_NORMALISATIONS and not contract.filtered else 2
 
 
 def contract_overrides(name: str, contract: EncoderContract) -> str:
     """The recipe overrides that select ``name`` under ``contract`` (for error messages and hints)."""
     text = (f"model.encoder={name} model.encoder_fs={contract.fs} model.encoder_seconds={contract.seconds:g} "
             f"model.normalisation={contract.normalisation}")
+    if contract.is_image:
+        assert contract.image_size is not None and contract.image_mean is not None and contract.image_std is not None
+        dpi = f"model.image_dpi={contract.image_dpi} " if contract.image_dpi is not None else ""
+        text += (f" model.image_mode={contract.image_mode} 'model.image_size=[{contract.image_size[0]},"
+                 f"{contract.image_size[1]}]' {dpi}"
+                 f"'model.image_mean=[{','.join(f'{v:g}' for v in contract.image_mean)}]' "
+                 f"'model.image_std=[{','.join(f'{v:g}' for v in contract.image_std)}]'")
     if contract.notch_hz is not None:
         text += f" model.notch_hz={contract.notch_hz:g}"
     if contract.bandpass is not None:
@@ -174,7 +186,7 @@ def read_encoder_metadata(directory: str | Path) -> EncoderArtifactMeta | None:
     version = data.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ModelError(f"{file}: 'version' must be a positive integer, got {version!r}")
-    if version > ARTIFACT_VERSION:
+    if version > ARTIFACT_VERSION:  # e.g. an image contract (3) read by a meit that knows only signals (2)
         raise ModelError(f"{file}: 'version' {version} was written by a newer meit (this one reads "
                          f"{ARTIFACT_VERSION}); upgrade meit")
     name = data.get("encoder")
@@ -189,6 +201,9 @@ def read_encoder_metadata(directory: str | Path) -> EncoderArtifactMeta | None:
     if not (folder / WEIGHTS_FILE).is_file():
         raise ModelError(f"{folder}: has {META_FILE} but no {WEIGHTS_FILE}")
     c = data["contract"]
+    if version < 3 and c.get("image_mode", "none") != "none":
+        raise ModelError(f"{file}: 'contract.image_mode' {c['image_mode']!r} needs format version 3, but the file says "
+                         f"{version}: it was not written by meit")
     contract = EncoderContract.from_dict({**c, "seconds": float(c["seconds"])})
     return EncoderArtifactMeta(directory=folder, encoder=name, contract=contract, kwargs=dict(data.get("kwargs", {})),
                                source=dict(data.get("source", {})), version=version)

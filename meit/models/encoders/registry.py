@@ -12,6 +12,7 @@ from meit.data.contract import EncoderContract
 from meit.errors import ModelError
 from meit.models.encoders.base import ECGEncoder
 from meit.models.encoders.ecgfounder import ecgfounder_net1d
+from meit.models.encoders.image import IMAGE_BUILDERS
 from meit.models.encoders.merl import MERL_BUILDERS
 from meit.models.encoders.resnet1d import resnet1d_18, resnet1d_34, resnet1d_50, resnet1d_tiny
 from meit.models.encoders.vit1d import vit1d_small, vit1d_tiny
@@ -26,6 +27,8 @@ ENCODERS: dict[str, Callable[..., ECGEncoder]] = {
     # public pretrained encoders, key-compatible with their checkpoints (`meit import-encoder`)
     **MERL_BUILDERS,
     "ecgfounder-net1d": ecgfounder_net1d,
+    # ECGs as images (paper layouts or GAF/RP/MTF; model.image_mode): transformers' ConvNeXt, ViT, ResNet
+    **IMAGE_BUILDERS,
 }
 
 
@@ -38,6 +41,9 @@ def build_encoder(name: str, contract: EncoderContract, **kwargs) -> ECGEncoder:
         close = difflib.get_close_matches(name, list(ENCODERS), n=2, cutoff=0.3)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         raise ModelError(f"unknown encoder '{name}' (known: {', '.join(ENCODERS)}){hint}")
+    if contract.is_image and name not in IMAGE_BUILDERS:
+        raise ModelError(f"encoder '{name}' reads the signal, but the contract asks for a {contract.image_mode} image: "
+                         f"set model.image_mode=none, or choose an image encoder ({', '.join(IMAGE_BUILDERS)})")
     encoder = ENCODERS[name](contract, **kwargs)
     encoder.registry_name = name
     encoder.builder_kwargs = dict(kwargs)
