@@ -255,5 +255,5 @@ def test_bench_tables_without_controls_are_unchanged(tmp_path):
     (out / "tiny-gpt2" / "eval" / "metrics.json").write_text('{"bleu_4": 0.25, "rouge_l": 0.5}')
     collect(suite)
     md = (out / "results.md").read_text()
-    assert "| backbone | status | bleu_4 | rouge_l | seconds |" in md and "Δ" not in md and "distinct" not in md
+    assert "| backbone | status | BLEU-4 | ROUGE-L | seconds |" in md and "Δ" not in md and "distinct" not in md
     assert not (out / "figures" / "grounding_by_backbone.png").exists()
