@@ -49,7 +49,9 @@ backbones:
     opt = rows["tiny-opt"]
     assert float(opt["shuffled_clinical_micro_f1"]) == float(opt["clinical_micro_f1"]) - float(
         opt["shuffled_clinical_micro_f1_drop"])
-    assert int(opt["total_params"]) > int(opt["trainable_params"]) > 0
+    card = json.loads((out / "tiny-opt" / "final" / "model_card.json").read_text())["model"]["parameters"]
+    assert int(opt["total_params"]) == card["total"] > int(opt["trainable_params"]) == card["trainable"] > 0
+    assert card["trainable"] < card["by_part"]["encoder"] + card["by_part"]["projector"] + card["by_part"]["lora"]
     assert float(opt["seconds_per_step"]) > 0 and float(opt["peak_train_mb"]) > 100 and float(opt["reports_per_s"]) > 0
     assert "| micro-F1 (shuffled) | macro-F1 (shuffled) |" in table and "| s/step | peak MB |" in table
     assert rows["tiny-opt-seed2"]["repeat_of"] == "tiny-opt"

@@ -37,9 +37,14 @@ def result_cells(metrics: dict[str, Any]) -> dict[str, Any]:
     return cells
 
 
-def model_cells(model: Any, steps: int, loop_seconds: float) -> dict[str, Any]:
-    """Size and training speed of a trained row: parameters (trainable, total) and seconds per optimizer step."""
-    return {"trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+def model_cells(model: Any, final_dir: Path, steps: int, loop_seconds: float) -> dict[str, Any]:
+    """Size and training speed of a trained row: parameters (trainable, total) and seconds per optimizer step.
+
+    The trainable count is the one training used, from the artifact's model card: a reloaded model's
+    ``requires_grad`` flags are not the training's."""
+    card = final_dir / "model_card.json"
+    trained = json.loads(card.read_text())["model"]["parameters"].get("trainable") if card.is_file() else None
+    return {"trainable_params": trained,
             "total_params": sum(p.numel() for p in model.parameters()),
             "seconds_per_step": round(loop_seconds / steps, 3) if steps else None}
 
@@ -93,7 +98,7 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
                                             checkpoint=str(result.final_dir), clean=metrics, progress=progress)
                 robustness.extend({"backbone": entry.name, **r} for r in swept)
             row.update(status="ok", steps=result.steps, final_loss=result.losses[-1] if result.losses else None,
-                       **model_cells(model, result.steps, result.seconds))
+                       **model_cells(model, Path(result.final_dir), result.steps, result.seconds))
         except Exception as err:  # one backbone failing must not lose the others' results
             log.exception("backbone %s failed", entry.name)
             row.update(status="failed", error=f"{type(err).__name__}: {err}")
