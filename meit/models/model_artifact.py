@@ -194,11 +194,11 @@ def load_model(
     if not isinstance(encoder_kwargs, dict):
         raise ModelError(f"{meta_file}: encoder_kwargs must be a JSON object, got {type(encoder_kwargs).__name__}")
     encoder = build_encoder(cfg.encoder, contract, **encoder_kwargs)
-    _load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
+    load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
     hf = llm.get_base_model() if is_peft(llm) else llm
     projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion),
                                 int(meta["num_ecg_tokens"]), normalised=cfg.projector_norm)
-    _load_strict(projector, load_file(str(folder / PROJECTOR_FILE)), folder / PROJECTOR_FILE)
+    load_strict(projector, load_file(str(folder / PROJECTOR_FILE)), folder / PROJECTOR_FILE)
     labels = list(meta.get("finding_labels") or [])
     head = None
     if cfg.finding_head:
@@ -206,7 +206,7 @@ def load_model(
             raise ModelError(f"{meta_file} declares model.finding_head but {folder} lacks {FINDING_HEAD_FILE} "
                              "or finding_labels")
         head = nn.Linear(encoder.out_dim, len(labels))
-        _load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
+        load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
     model = cls(cfg, spec, encoder, projector, llm, tokenizer,
                 lora_state="none" if lora_state == "none" else lora_state, finding_head=head,
                 finding_labels=labels)
@@ -219,7 +219,7 @@ def load_model(
     model.eval()
     return model
 
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
     """Load every tensor or fail with the keys and shapes that do not fit (never torch's raw size error)."""
     problem = state_fit_problems(module, state, where, role="model")
     if problem:

@@ -21,7 +21,6 @@ from meit.data.contract import EncoderContract
 from meit.errors import ConfigError, ModelError
 from meit.models.encdec.decoders import build_decoder
 from meit.models.encoders import build_encoder
-from meit.models.encoders.artifact import state_fit_problems
 from meit.models.loading import load_tokenizer
 from meit.models.model_artifact import (
     ARTIFACT_FORMAT,
@@ -31,6 +30,7 @@ from meit.models.model_artifact import (
     LOAD_OVERRIDES,
     META_FILE,
     cpu_state,
+    load_strict,
 )
 from meit.publish import staged_folder
 
@@ -125,9 +125,9 @@ def load_encdec(cls: Any, directory: str | Path, *, device: str | torch.device |
     contract = EncoderContract.from_dict(meta["encoder_contract"])
     tokenizer = load_tokenizer(str(folder))
     encoder = build_encoder(cfg.encoder, contract, **(meta.get("encoder_kwargs") or {}))
-    _load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
+    load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
     decoder = build_decoder(cfg.llm, len(tokenizer), encoder.out_dim, cfg.encdec, tokenizer.pad_token_id)
-    _load_strict(decoder, load_file(str(folder / DECODER_FILE)), folder / DECODER_FILE)
+    load_strict(decoder, load_file(str(folder / DECODER_FILE)), folder / DECODER_FILE)
     labels = list(meta.get("finding_labels") or [])
     head = None
     if cfg.finding_head:
@@ -135,7 +135,7 @@ def load_encdec(cls: Any, directory: str | Path, *, device: str | torch.device |
             raise ModelError(f"{meta_file} declares model.finding_head but {folder} lacks {FINDING_HEAD_FILE} "
                              "or finding_labels")
         head = nn.Linear(encoder.out_dim, len(labels))
-        _load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
+        load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
     model = cls(cfg, encoder, decoder, tokenizer, finding_head=head, finding_labels=labels)
     model.trainable_parameter_groups("finetune", train_encoder=True)
     if cfg.dtype not in ("auto", "float32"):
@@ -144,13 +144,6 @@ def load_encdec(cls: Any, directory: str | Path, *, device: str | torch.device |
         model.to(device)
     model.eval()
     return model
-
-
-def _load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
-    problem = state_fit_problems(module, state, where, role="model")
-    if problem:
-        raise ModelError(problem)
-    module.load_state_dict(state, strict=True)
 
 
 def _transformers_version() -> str:
