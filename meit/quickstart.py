@@ -126,6 +126,16 @@ def _write_summary(out: Path, recipe: Recipe, trained: dict[str, Any], untrained
     return summary
 
 
+def model_description(recipe: Recipe, fs: int, precision: str) -> str:
+    """The report's first sentence: what was trained (the non-LLM baseline has no projector, fusion or LoRA)."""
+    m = recipe.model
+    if m.is_encdec:
+        return (f"No LLM: `{m.llm}` (a word-level decoder trained from scratch), encoder `{m.encoder}` at {fs} Hz, "
+                f"training in {precision}")
+    return (f"Backbone `{m.llm}`, encoder `{m.encoder}` at {fs} Hz, projector `{m.projector}`, fusion `{m.fusion}`, "
+            f"LoRA r={m.lora.r}, training in {precision}")
+
+
 def _write_report(out: Path, recipe: Recipe, model: Any, summary: dict[str, Any]) -> None:
     import numpy as np
 
@@ -152,8 +162,7 @@ def _write_report(out: Path, recipe: Recipe, model: Any, summary: dict[str, Any]
     precision = "bf16 autocast" if resolve_mixed_precision(recipe) == "bf16" else "fp32"
     text = f"""# meit quickstart report
 
-Backbone `{recipe.model.llm}`, encoder `{recipe.model.encoder}` at {model.contract.fs} Hz, projector
-`{recipe.model.projector}`, fusion `{recipe.model.fusion}`, LoRA r={recipe.model.lora.r}, training in {precision}
+{model_description(recipe, model.contract.fs, precision)}
 (`train.mixed_precision={recipe.train.mixed_precision}`); {stage_text}trained
 {summary['train']['steps']} LLM-stage steps of batch {recipe.train.batch_size} on synthetic PTB-XL-layout data
 (loss {summary['train']['first_loss']:.3f} → {summary['train']['last_loss']:.3f}). Scored on

@@ -330,3 +330,13 @@ def test_checkpoint_resume_continues_to_the_same_weights(tmp_path, prepared_100h
     for name in ("encoder.safetensors", "decoder.safetensors"):
         a, b = load_file(straight.final_dir / name), load_file(resumed.final_dir / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_the_quickstart_report_describes_the_baseline_without_llm_terms():
+    from meit.config import load_recipe
+    from meit.quickstart import model_description
+
+    baseline = model_description(load_recipe("recipes/quickstart.yaml", ["model.llm=encdec-lstm"]), 100, "fp32")
+    assert baseline.startswith("No LLM: `encdec-lstm`") and "LoRA" not in baseline and "fusion" not in baseline
+    llm = model_description(load_recipe("recipes/quickstart.yaml"), 100, "fp32")
+    assert "fusion `kv`" in llm and "LoRA r=16" in llm
