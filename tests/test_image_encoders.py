@@ -117,6 +117,17 @@ def test_output_shapes(name, mode, size, tokens):
         encoder.check_input(torch.randn(2, 12, 1000))
 
 
+@pytest.mark.parametrize("name", sorted(IMAGE_BUILDERS))
+def test_every_registered_image_encoder_maps_images_to_tokens(name):
+    contract = _contract("gaf", (64, 64))
+    encoder = build_encoder(name, contract).eval()
+    with torch.no_grad():
+        tokens, pooled = encoder(torch.randn(2, *contract.input_shape)), encoder(torch.randn(2, *contract.input_shape),
+                                                                                 pooled=True)
+    assert tokens.dim() == 3 and tokens.shape[0] == 2 and tokens.shape[1] > 1 and tokens.shape[2] == encoder.out_dim
+    assert pooled.shape == (2, 1, encoder.out_dim)
+
+
 def test_real_sizes_build_with_their_published_widths():
     contract = _contract(size=(224, 224))
     widths = {"convnext-tiny-image": 768, "vit-small-image": 384, "resnet18-image": 512}
