@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,46 @@ def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 
+def module_states(model: nn.Module, state_dict: dict[str, torch.Tensor] | None, *, copy_to_cpu: bool = False
+                  ) -> Callable[[nn.Module], dict[str, torch.Tensor]]:
+    """``state_of(module)``: a submodule's own state, live (on CPU) or cut out of ``state_dict`` (whole-model keys;
+    as given, or detached contiguous CPU copies with ``copy_to_cpu``; copying broke the FSDP2 final-save test)."""
+    prefixes = {id(m): f"{name}." for name, m in model.named_modules()}
+
+    def state_of(module: nn.Module) -> dict[str, torch.Tensor]:
+        if state_dict is None:
+            return cpu_state(module)
+        prefix = prefixes[id(module)]
+        part = {k[len(prefix):]: v.detach().to("cpu").contiguous() if copy_to_cpu else v
+                for k, v in state_dict.items() if k.startswith(prefix)}
+        missing = sorted(set(module.state_dict()) - set(part))
+        if missing:
+            raise ModelError(f"save_pretrained: state_dict lacks {len(missing)} tensors of '{prefix[:-1]}', "
+                             f"e.g. {missing[:3]}")
+        return part
+
+    return state_of
+
+
+def shared_meta(model: Any) -> dict[str, Any]:
+    """The ``meit_model.json`` fields every artifact kind writes (the LLM model and the encdec baseline)."""
+    return {
+        "format": ARTIFACT_FORMAT,
+        "format_version": ARTIFACT_VERSION,
+        "meit_version": meit.__version__,
+        "model_config": model.cfg.model_dump(mode="json"),
+        "backbone": model.backbone.to_dict(),
+        "encoder_contract": model.contract.to_dict(),
+        "encoder_out_dim": model.encoder.out_dim,
+        # the builder's settings (e.g. MERL's swap_avl_avf): a rebuild with defaults could differ silently
+        "encoder_kwargs": dict(getattr(model.encoder, "builder_kwargs", {}) or {}),
+        "num_ecg_tokens": model.num_ecg_tokens,
+        "finding_labels": model.finding_labels,
+        "ecg_placement": model.ecg_placement,
+        "ecg_placeholder_id": model.ecg_placeholder_id,
+    }
+
+
 def base_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The LLM's own weights without LoRA tensors (peft's ``base_layer`` names unwrapped)."""
     state = {}
@@ -83,34 +124,9 @@ def save_model(
     include_base = (
         not quantised and (model.backbone.is_tiny or model.lora_state in ("none", "merged") or merged)
     )
-    prefixes = {id(m): f"{name}." for name, m in model.named_modules()}
-
-    def state_of(module: nn.Module) -> dict[str, torch.Tensor]:
-        """``module``'s own state: live, or cut out of ``state_dict``."""
-        if state_dict is None:
-            return cpu_state(module)
-        prefix = prefixes[id(module)]
-        part = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        missing = sorted(set(module.state_dict()) - set(part))
-        if missing:
-            raise ModelError(f"save_pretrained: state_dict lacks {len(missing)} tensors of '{prefix[:-1]}', "
-                             f"e.g. {missing[:3]}")
-        return part
-
+    state_of = module_states(model, state_dict)
     meta = {
-        "format": ARTIFACT_FORMAT,
-        "format_version": ARTIFACT_VERSION,
-        "meit_version": meit.__version__,
-        "model_config": model.cfg.model_dump(mode="json"),
-        "backbone": model.backbone.to_dict(),
-        "encoder_contract": model.contract.to_dict(),
-        "encoder_out_dim": model.encoder.out_dim,
-        # the builder's settings (e.g. MERL's swap_avl_avf): a rebuild with defaults could differ silently
-        "encoder_kwargs": dict(getattr(model.encoder, "builder_kwargs", {}) or {}),
-        "num_ecg_tokens": model.num_ecg_tokens,
-        "finding_labels": model.finding_labels,
-        "ecg_placement": model.ecg_placement,
-        "ecg_placeholder_id": model.ecg_placeholder_id,
+        **shared_meta(model),
         "lora": lora_state,
         "llm_weights": LLM_DIR if include_base else None,
         "versions": _versions(),

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 from torch import nn
 
-import meit
 from meit.config import ModelConfig
 from meit.data.contract import EncoderContract
 from meit.errors import ConfigError, ModelError
@@ -29,8 +28,9 @@ from meit.models.model_artifact import (
     FINDING_HEAD_FILE,
     LOAD_OVERRIDES,
     META_FILE,
-    cpu_state,
     load_strict,
+    module_states,
+    shared_meta,
 )
 from meit.publish import staged_folder
 
@@ -52,34 +52,10 @@ def save_encdec(model: Any, directory: str | Path, *, state_dict: dict[str, torc
     """Write the folder (safetensors only, published atomically); ``state_dict`` replaces the live tensors."""
     from safetensors.torch import save_file
 
-    prefixes = {id(m): f"{name}." for name, m in model.named_modules()}
-
-    def state_of(module: nn.Module) -> dict[str, torch.Tensor]:
-        if state_dict is None:
-            return cpu_state(module)
-        prefix = prefixes[id(module)]
-        part = {k[len(prefix):]: v.detach().to("cpu").contiguous() for k, v in state_dict.items()
-                if k.startswith(prefix)}
-        missing = sorted(set(module.state_dict()) - set(part))
-        if missing:
-            raise ModelError(f"save_pretrained: state_dict lacks {len(missing)} tensors of '{prefix[:-1]}', "
-                             f"e.g. {missing[:3]}")
-        return part
-
+    state_of = module_states(model, state_dict, copy_to_cpu=True)
     meta = {
-        "format": ARTIFACT_FORMAT,
-        "format_version": ARTIFACT_VERSION,
+        **shared_meta(model),
         "architecture": ARCHITECTURE,
-        "meit_version": meit.__version__,
-        "model_config": model.cfg.model_dump(mode="json"),
-        "backbone": model.backbone.to_dict(),
-        "encoder_contract": model.contract.to_dict(),
-        "encoder_out_dim": model.encoder.out_dim,
-        "encoder_kwargs": dict(getattr(model.encoder, "builder_kwargs", {}) or {}),
-        "num_ecg_tokens": model.num_ecg_tokens,
-        "finding_labels": model.finding_labels,
-        "ecg_placement": model.ecg_placement,
-        "ecg_placeholder_id": model.ecg_placeholder_id,
         "vocab_size": len(model.tokenizer),
         "parameters": model.num_parameters(),
         "lora": "none",
