@@ -19,7 +19,7 @@ from meit.errors import ModelError
 from meit.models import MeitModel
 
 from .test_models_fusion import FS, SECONDS, perturb, row, until_eos
-from .test_models_smollm2 import _greedy_consistent
+from .test_models_smollm2 import _greedy_consistent, _stepwise
 
 #: our own plain English text (no clinical report, no special tokens); 97 Gemma tokens with BOS
 PARAGRAPH = (
@@ -166,19 +166,6 @@ def _batch(model: MeitModel, lengths: list[int], seed: int = 0, prompt: int = 3)
     ids[em] = model.ecg_placeholder_id
     ecg = torch.randn(B, 12, int(FS * SECONDS), generator=g)
     return ecg, ids, am, em, labels
-
-
-def _stepwise(model, r, steps):
-    ecg, ids, am, em, _ = r
-    out = []
-    with torch.no_grad():
-        for _ in range(steps):
-            nxt = int(model(ecg, ids, am, em).logits[0, -1].argmax())
-            out.append(nxt)
-            ids = torch.cat([ids, torch.tensor([[nxt]])], 1)
-            am = torch.cat([am, torch.ones(1, 1, dtype=am.dtype)], 1)
-            em = torch.cat([em, torch.zeros(1, 1, dtype=em.dtype)], 1)
-    return out
 
 
 def _check(model: MeitModel, tmp_path, *, atol_reload: float, stepwise: bool = False, exact: bool = True,
