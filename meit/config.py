@@ -73,6 +73,9 @@ class SignalInputConfig(_Section):
         "that draws the page at about the image's height, so traces keep their contrast"))
     image_mean: list[float] | None = Field(None, description="per-channel mean; default ImageNet's for paper, 0 else")
     image_std: list[float] | None = Field(None, description="per-channel std; default ImageNet's for paper, 1 else")
+    image_denoise: Literal["none", "grid", "flatten", "grid+flatten"] = Field(
+        "none", description="paper images only: flatten the background (shadows, tints) and/or remove the grid "
+                            "before the encoder reads the page, in training and at evaluation alike")
     image_augment: dict[str, float] = Field(
         default_factory=dict, description="training-only augmentation strengths in [0, 1] of paper images "
                                           "(rotation, perspective, blur, noise, jpeg, colour, contrast, shadow, "

@@ -46,6 +46,8 @@ class EncoderContract:
       ``image_dpi``; default: the dpi that makes the page about as tall as the image) or ``gaf`` / ``rp`` /
       ``mtf`` (Gramian angular field, recurrence plot, Markov transition field; one channel per lead);
       ``image_size`` ``(height, width)``, per-channel ``image_mean`` / ``image_std`` (defaults per mode).
+    * ``image_denoise``: ``none``, ``grid``, ``flatten`` or ``grid+flatten`` (paper only): the page is denoised
+      (:func:`meit.render.denoise_paper`) after any augmentation and before resizing, in training and evaluation.
     * ``image_augment``: augmentation strengths (0–1) for *training* only (scanned/photographed paper); never
       applied at evaluation and not part of contract equality (weights trained with any augmentation accept
       the same clean input).
@@ -68,6 +70,7 @@ class EncoderContract:
     image_dpi: int | None = None
     image_mean: tuple[float, ...] | None = None
     image_std: tuple[float, ...] | None = None
+    image_denoise: str = "none"
     image_augment: tuple[tuple[str, float], ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
@@ -155,7 +158,9 @@ class EncoderContract:
         assert self.image_size is not None
         height, width = self.image_size
         dpi = f" at {self.image_dpi} dpi" if self.image_mode.startswith("paper") else ""
-        return f"{self.image_mode} image {height}×{width} px{dpi}, {image_channels(self.image_mode)} channels"
+        denoise = f", denoised ({self.image_denoise})" if self.image_denoise != "none" else ""
+        return (f"{self.image_mode} image {height}×{width} px{dpi}{denoise}, {image_channels(self.image_mode)} "
+                "channels")
 
     def describe(self) -> str:
         text = (f"{self.leads} leads × {self.samples} samples ({self.fs} Hz × {self.seconds:g} s), "

@@ -105,8 +105,11 @@ def image_problems(data: Mapping[str, Any]) -> list[str]:
     if mode not in IMAGE_MODES:
         return [f"'contract.image_mode' must be one of {IMAGE_MODES}, got {mode!r}"]
     augment = normalise_augment(data.get("image_augment"))
+    denoise = data.get("image_denoise", "none")
     if mode == "none":
         set_keys = [k for k in ("image_size", "image_mean", "image_std") if data.get(k) is not None]
+        if denoise != "none":
+            set_keys.append("image_denoise")
         if augment:
             set_keys.append("image_augment")
         return [f"'contract.{k}' is set but 'contract.image_mode' is none (the encoder reads the signal); "
@@ -138,6 +141,12 @@ def image_problems(data: Mapping[str, Any]) -> list[str]:
     if mode in PAPER_MODES and data.get("normalisation", "none") != "none":
         problems.append(f"'contract.normalisation' must be none for a {mode} image (paper is drawn in mV at 10 mm/mV), "
                         f"got {data.get('normalisation')!r}")
+    from meit.render.denoise import DENOISE_METHODS  # here, not at import: meit.render loads numpy
+
+    if denoise not in DENOISE_METHODS:
+        problems.append(f"'contract.image_denoise' must be one of {DENOISE_METHODS}, got {denoise!r}")
+    elif denoise != "none" and mode not in PAPER_MODES:
+        problems.append(f"'contract.image_denoise' applies to paper images only (grid and background), not {mode}")
     if not isinstance(augment, tuple):
         problems.append(f"'contract.image_augment' must map augmentation names to strengths, got {augment!r}")
         return problems

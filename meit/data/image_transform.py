@@ -3,7 +3,8 @@
 A record's signal is resampled, filtered and cropped exactly as for a signal encoder
 (:meth:`EncoderContract.signal_transform`), then drawn as a paper ECG or encoded as GAF/RP/MTF
 (:mod:`meit.render`), augmented when training (seeded by record and epoch, so a resumed run draws the same
-images), resized to the contract's size and normalised per channel. With a rendered cache (``meit render``
+images), denoised if the contract says so (grid removal, background flattening), resized to the contract's
+size and normalised per channel. With a rendered cache (``meit render``
 output) the clean paper image is read from disk instead of drawn. Evaluation never augments.
 """
 
@@ -103,6 +104,10 @@ class ImageTransform:
             image = augment(image, Augmentation(**c.augmentation), sample_seed(record_id, epoch))
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise DataError(f"paper image must be (height, width, 3) uint8, got {image.shape} {image.dtype}")
+        if c.image_denoise != "none":
+            from meit.render import denoise_paper
+
+            image = denoise_paper(image, c.image_denoise)
         assert c.image_size is not None
         return resize_image(image, c.image_size)
 

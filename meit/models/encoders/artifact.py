@@ -13,7 +13,9 @@ may be absent (files written before they existed): they then take their defaults
 that a version-1 reader would misread (record-wide normalisation or any filtering) is written as version 2,
 which older meit refuses with "upgrade meit" instead of dropping the filters; an image encoder's contract (the
 ``image_*`` fields: mode, size, dpi, per-channel mean/std, training augmentation) is written as version 3,
-which a version-2 reader refuses the same way instead of feeding the weights a signal. Also here: the one safe
+which a version-2 reader refuses the same way instead of feeding the weights a signal; a paper contract that
+denoises the page (``image_denoise``) is written as version 4, so a version-3 reader cannot feed those weights
+undenoised pages. Also here: the one safe
 reader of weight files (safetensors, or ``torch.load(weights_only=True)`` — never a full unpickle).
 """
 
@@ -36,8 +38,9 @@ from meit.publish import staged_folder, write_safetensors
 
 ARTIFACT_FORMAT = "meit-encoder"
 #: the newest version this meit reads and writes; a contract an older version can express is written as that
-#: (1: per-lead or no normalisation, no filtering; 2: record-wide normalisation and filters; 3: images)
-ARTIFACT_VERSION = 3
+#: (1: per-lead or no normalisation, no filtering; 2: record-wide normalisation and filters; 3: images;
+#: 4: denoised paper images)
+ARTIFACT_VERSION = 4
 META_FILE = "encoder.json"
 WEIGHTS_FILE = "encoder.safetensors"
 #: the normalisations version 1 of the format knew
@@ -66,7 +69,7 @@ class EncoderArtifactMeta:
 def _format_version(contract: EncoderContract) -> int:
     """The oldest format version whose reader understands ``contract`` fully."""
     if contract.is_image:
-        return 3
+        return 4 if contract.image_denoise != "none" else 3
     return 1 if contract.normalisation in _V1_NORMALISATIONS and not contract.filtered else 2
 
 
@@ -81,6 +84,8 @@ def contract_overrides(name: str, contract: EncoderContract) -> str:
                  f"{contract.image_size[1]}]' {dpi}"
                  f"'model.image_mean=[{','.join(f'{v:g}' for v in contract.image_mean)}]' "
                  f"'model.image_std=[{','.join(f'{v:g}' for v in contract.image_std)}]'")
+        if contract.image_denoise != "none":
+            text += f" model.image_denoise={contract.image_denoise}"
     if contract.notch_hz is not None:
         text += f" model.notch_hz={contract.notch_hz:g}"
     if contract.bandpass is not None:
@@ -204,6 +209,9 @@ def read_encoder_metadata(directory: str | Path) -> EncoderArtifactMeta | None:
     if version < 3 and c.get("image_mode", "none") != "none":
         raise ModelError(f"{file}: 'contract.image_mode' {c['image_mode']!r} needs format version 3, but the file says "
                          f"{version}: it was not written by meit")
+    if version < 4 and c.get("image_denoise", "none") != "none":
+        raise ModelError(f"{file}: 'contract.image_denoise' {c['image_denoise']!r} needs format version 4, but the "
+                         f"file says {version}: it was not written by meit")
     contract = EncoderContract.from_dict({**c, "seconds": float(c["seconds"])})
     return EncoderArtifactMeta(directory=folder, encoder=name, contract=contract, kwargs=dict(data.get("kwargs", {})),
                                source=dict(data.get("source", {})), version=version)
