@@ -1,4 +1,5 @@
-"""PTB-XL's labels in the finding vocabulary of :mod:`meit.findings`: SCP statements and ``heart_axis``.
+"""PTB-XL's labels in the finding vocabulary of :mod:`meit.findings`: SCP statements and ``heart_axis``; and the
+five diagnostic superclasses (NORM, MI, STTC, CD, HYP) that paper-ECG classification predicts.
 
 A leaf module, data only (plus the one function that applies it). It says which findings a PTB-XL row's
 ``scp_codes`` and ``heart_axis`` imply, so the extractor can be measured against the cardiologists' codes
@@ -77,6 +78,27 @@ SCP_SCORABLE: frozenset[str] = frozenset(
     {f for findings in SCP_FINDINGS.values() for f in findings} | set(HEART_AXIS_FINDINGS.values())
 )
 AXIS_FINDINGS: frozenset[str] = frozenset(HEART_AXIS_FINDINGS.values())
+
+
+#: PTB-XL's five diagnostic superclasses (``scp_statements.csv`` column ``diagnostic_class``), in its order
+SUPERCLASSES: tuple[str, ...] = ("NORM", "MI", "STTC", "CD", "HYP")
+#: diagnostic SCP code -> superclass: PTB-XL's 44 diagnostic statements (form and rhythm codes have none)
+SCP_SUPERCLASS: dict[str, str] = {
+    "NORM": "NORM",
+    **dict.fromkeys(("IMI", "ASMI", "ILMI", "AMI", "ALMI", "INJAS", "LMI", "INJAL", "IPLMI", "IPMI", "INJIN", "INJLA",
+                     "PMI", "INJIL"), "MI"),
+    **dict.fromkeys(("NDT", "NST_", "DIG", "LNGQT", "ISC_", "ISCAL", "ISCIN", "ISCIL", "ISCAS", "ISCLA", "ANEUR", "EL",
+                     "ISCAN"), "STTC"),
+    **dict.fromkeys(("LAFB", "IRBBB", "1AVB", "IVCD", "CRBBB", "CLBBB", "LPFB", "WPW", "ILBBB", "3AVB", "2AVB"), "CD"),
+    **dict.fromkeys(("LVH", "LAO/LAE", "RVH", "RAO/RAE", "SEHYP"), "HYP"),
+}
+
+
+def scp_superclasses(codes: Mapping[str, float]) -> frozenset[str]:
+    """The diagnostic superclasses of a row's SCP codes (every listed code, any likelihood, as for findings).
+
+    A row with no diagnostic code has none (PTB-XL's benchmarks leave such rows out of the superclass task)."""
+    return frozenset(SCP_SUPERCLASS[code] for code in codes if code in SCP_SUPERCLASS)
 
 
 def parse_scp_codes(cell: Any) -> dict[str, float]:

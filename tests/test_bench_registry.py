@@ -15,7 +15,7 @@ from meit.bench.registry import BENCHMARKS
 from meit.cli import main as cli
 
 EXPECTED = {"synth", "prep", "loader", "train-step", "scaling", "generation", "metrics", "ptbxl-text", "encoder-init",
-            "grounding", "suite", "faults", "verify", "render", "serve"}
+            "grounding", "suite", "faults", "verify", "render", "serve", "classify"}
 
 
 def _module(*argv: str) -> subprocess.CompletedProcess:

@@ -36,6 +36,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("training", frozenset({"meit.training"})),
     ("pretrain", frozenset({"meit.pretrain"})),
     ("evaluation", frozenset({"meit.evaluation"})),
+    ("classify", frozenset({"meit.classify"})),
     ("retrieval", frozenset({"meit.retrieval"})),
     ("quickstart", frozenset({"meit.quickstart"})),
     ("serve", frozenset({"meit.serve"})),

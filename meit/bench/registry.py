@@ -48,6 +48,8 @@ BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (
               "pretrained vs from-scratch encoder: steps to the same validation loss"),
     Benchmark("grounding", "meit.bench.grounding",
               "does the model read the ECG? learning curve, per-finding F1, shuffled/zeros controls"),
+    Benchmark("classify", "meit.bench.classify",
+              "image vs signal classification, augmentation strength, denoising, two stages: AUROC with CIs"),
     Benchmark("suite", "meit.bench.suite_cli", "train + evaluate every backbone of a suite YAML; tables and plots"),
     Benchmark("faults", "meit.bench.faults", "crashes and bad inputs: kill-and-rerun trials, corrupted records"),
 )}

@@ -18,7 +18,7 @@ from meit.errors import MeitError
 
 COMMANDS: tuple[str, ...] = (
     "synth", "prep", "train", "pretrain", "eval", "score", "generate", "verify", "retrieve", "zeroshot", "bench",
-    "quickstart", "export", "import-encoder", "serve", "card", "render",
+    "quickstart", "export", "import-encoder", "serve", "card", "render", "classify",
 )
 
 
