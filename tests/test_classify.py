@@ -21,12 +21,7 @@ from meit.findings_scp import SCP_SUPERCLASS, SUPERCLASSES, parse_scp_codes, scp
 REAL = Path(__file__).parent / "data" / "ptbxl_real"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,7 @@ from meit.retrieval.index import RetrievalIndex
 from meit.retrieval.index_build import build_index
 from meit.retrieval.index_files import EMBEDDINGS, META, RECORDS
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models on a shared machine: one intra-op thread avoids spin-waiting (10-40x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -36,13 +36,7 @@ REAL = Path(__file__).resolve().parent / "data" / "ptbxl_real" / "records100" / 
 TOKEN = "s3cret-token-0123456789"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models on a shared machine: one intra-op thread avoids spin-waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

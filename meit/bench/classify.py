@@ -131,7 +131,3 @@ def main(argv: list[str] | None = None) -> int:
         f"# Classification: image vs signal\n\n`python -m meit.bench classify {' '.join(argv or [])}`\n\n{text}\n")
     print(text)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

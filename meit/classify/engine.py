@@ -113,13 +113,8 @@ def _run_stage(recipe: ClassifyRecipe, model: EcgClassifier, path: str, labels_s
     prepared, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if recipe.train.trackers:
         accelerator.init_trackers("meit-classify", config=flat_config(stage_recipe))
-    settings = LoopSettings(
-        output_dir=output_dir, total_steps=total_steps, seed=recipe.seed,
-        samples_per_step=recipe.train.batch_size * recipe.train.grad_accum * accelerator.num_processes,
-        max_grad_norm=recipe.train.max_grad_norm, save_every=recipe.train.save_every,
-        keep_last=recipe.train.keep_last, resume=recipe.train.resume, log_every=recipe.train.log_every,
-        desc=desc, run_settings={**run_settings(stage_recipe), "stage": desc},
-    )
+    settings = LoopSettings.from_recipe(stage_recipe, output_dir, total_steps, accelerator.num_processes, desc=desc,
+                                        run_settings={**run_settings(stage_recipe), "stage": desc})
     looped = run_loop(accelerator, prepared, optimizer, scheduler, loader, settings, _BceTask(), progress=progress)
     final_dir = output_dir / "final"
     save_final(prepared, accelerator, final_dir)

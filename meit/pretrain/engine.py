@@ -177,13 +177,8 @@ def pretrain(recipe: PretrainRecipe, *, progress: bool = True, validation_scorer
     if recipe.train.trackers:
         accelerator.init_trackers("meit-pretrain", config=flat_config(recipe))
 
-    settings = LoopSettings(
-        output_dir=output_dir, total_steps=total_steps, seed=recipe.seed,
-        samples_per_step=recipe.train.batch_size * recipe.train.grad_accum * accelerator.num_processes,
-        max_grad_norm=recipe.train.max_grad_norm, save_every=recipe.train.save_every,
-        keep_last=recipe.train.keep_last, resume=recipe.train.resume, log_every=recipe.train.log_every,
-        eval_every=recipe.train.eval_every, desc="pretrain", run_settings=run_settings(recipe),
-    )
+    settings = LoopSettings.from_recipe(recipe, output_dir, total_steps, accelerator.num_processes, desc="pretrain",
+                                        eval_every=recipe.train.eval_every, run_settings=run_settings(recipe))
     task = _ContrastiveTask(recipe, accelerator, eval_loader, validation_scorer)
     looped = run_loop(accelerator, model, optimizer, scheduler, train_loader, settings, task, progress=progress)
 

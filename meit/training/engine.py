@@ -282,19 +282,10 @@ def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool,
         accelerator.init_trackers("meit", config=flat_config(recipe))
 
     task = _InstructionTask(recipe, accelerator, eval_loader, sample_set)
-    settings = LoopSettings(
-        output_dir=output_dir,
-        total_steps=total_steps,
-        seed=recipe.seed,
-        samples_per_step=recipe.train.batch_size * recipe.train.grad_accum * accelerator.num_processes,
-        max_grad_norm=recipe.train.max_grad_norm,
-        save_every=recipe.train.save_every,
-        keep_last=recipe.train.keep_last,
-        resume=recipe.train.resume,
-        log_every=recipe.train.log_every,
+    settings = LoopSettings.from_recipe(
+        recipe, output_dir, total_steps, accelerator.num_processes,
         eval_every=recipe.train.eval_every if eval_loader is not None else None,
-        run_settings=settings if settings is not None else run_settings(recipe),
-    )
+        run_settings=settings if settings is not None else run_settings(recipe))
     looped = run_loop(accelerator, model, optimizer, scheduler, train_loader, settings, task, progress=progress)
 
     final_dir = output_dir / "final"

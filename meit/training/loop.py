@@ -77,6 +77,18 @@ class LoopSettings:
     #: compared on resume; None records only the meit version and the world size
     run_settings: Mapping[str, Any] | None = None
 
+    @classmethod
+    def from_recipe(cls, recipe: Any, output_dir: Path, total_steps: int, num_processes: int, *,
+                    run_settings: Mapping[str, Any] | None, desc: str = "train",
+                    eval_every: int | None = None) -> LoopSettings:
+        """The loop settings a recipe's ``train`` section (a :class:`~meit.config.LoopConfig`) and ``seed`` say."""
+        train = recipe.train
+        return cls(output_dir=output_dir, total_steps=total_steps, seed=recipe.seed,
+                   samples_per_step=train.batch_size * train.grad_accum * num_processes,
+                   max_grad_norm=train.max_grad_norm, save_every=train.save_every, keep_last=train.keep_last,
+                   resume=train.resume, log_every=train.log_every, eval_every=eval_every, desc=desc,
+                   run_settings=run_settings)
+
 
 @dataclass
 class LoopResult:
