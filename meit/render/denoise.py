@@ -8,7 +8,9 @@ shadows, tinted paper, and a coloured grid that covers most of the page. Two ste
   lines keep their contrast.
 * ``grid``: the page becomes one grey level per pixel, the *largest* of its three channels. Ink is dark in every
   channel; the red/pink grid is bright in at least one, so it goes to near-white. Light pixels (above
-  ``PAPER_LEVEL`` of the paper's brightness) are then set to white and the rest stretched to the full range.
+  ``PAPER_LEVEL`` of the paper's brightness) are then set to white, and the range from the darkest ink
+  (``INK_PERCENTILE``) up to that level is stretched to black–white, so a blurred or low-contrast scan gives
+  traces as dark as a clean page's.
 
 ``grid+flatten`` does both (flattening first). The output is still ``(H, W, 3)`` uint8 RGB (the grey page in
 three equal channels), so an encoder's input contract keeps its channel count and normalisation.
@@ -24,6 +26,8 @@ Denoise = Literal["none", "grid", "flatten", "grid+flatten"]
 DENOISE_METHODS: tuple[str, ...] = ("none", "grid", "flatten", "grid+flatten")
 #: a pixel at least this fraction of the paper's brightness is paper (or grid), not ink
 PAPER_LEVEL = 0.8
+#: the grey level of this percentile of a page's pixels is taken as full ink (black)
+INK_PERCENTILE = 0.5
 #: the closing window as a fraction of the page height: wider than a trace or a label, narrower than a shadow
 BACKGROUND_WINDOW = 0.06
 
@@ -41,13 +45,15 @@ def flatten_background(image: np.ndarray) -> np.ndarray:
 
 
 def remove_grid(image: np.ndarray) -> np.ndarray:
-    """The page as ink on white: the brightest channel per pixel, paper-level pixels white, the rest stretched."""
+    """The page as ink on white: the brightest channel per pixel, paper-level pixels white, the darkest ink black
+    and the range between stretched."""
     grey = image.max(axis=2).astype(np.float32)
     paper = float(np.percentile(grey, 90))
-    if paper <= 0:  # an all-dark page: nothing to separate
-        return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
     level = PAPER_LEVEL * paper
-    ink = np.clip(grey / level, 0.0, 1.0) * 255.0
+    darkest = min(float(np.percentile(grey, INK_PERCENTILE)), level / 2)
+    if level <= darkest:  # an all-dark (or empty) page: nothing to separate
+        return np.repeat(grey.astype(np.uint8)[:, :, None], 3, axis=2)
+    ink = np.clip((grey - darkest) / (level - darkest), 0.0, 1.0) * 255.0
     out = ink.round().astype(np.uint8)
     return np.repeat(out[:, :, None], 3, axis=2)
 
