@@ -196,3 +196,24 @@ def test_each_rank_resumes_with_its_own_rng(tmp_path, prepared_100hz):
     for name in ("encoder.safetensors", "projector.safetensors", "adapter/adapter_model.safetensors"):
         a, b = load_file(tmp_path / "a" / "final" / name), load_file(tmp_path / "b" / "final" / name)
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_classify_on_two_processes_follows_one_process(tmp_path, prepared_100hz):
+    """`meit classify train` on the shared loop: 2 gloo processes = 1 process with 2× accumulation; one scorer."""
+    common = ["classify", "train", "recipes/classify_signal.yaml", f"data.path={prepared_100hz}",
+              "ecg.encoder=resnet1d-tiny", "data.labels=scp-findings", "data.min_positives=3",
+              "data.test_split=validation", "train.max_steps=3", "train.batch_size=4", "train.head_dropout=0.0",
+              "train.warmup_ratio=0.0", "train.log_every=1", "eval.bootstrap=10", "--no-progress"]
+    runs = {}
+    for name, prefix, accumulation, env in (
+            ("one", [sys.executable, "-m", "meit"], 2, {}),
+            ("two", [*ACCELERATE_CPU, "--main_process_port", "29561", "-m", "meit.cli"], 1,
+             {"ACCELERATE_USE_CPU": "1"})):
+        out = subprocess.run([*prefix, *common, f"train.grad_accum={accumulation}", f"output_dir={tmp_path / name}"],
+                             capture_output=True, text=True, env=_env(**env), timeout=900, cwd=ROOT)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stdout.count("| **macro** |") == 1  # scored once, by the main process
+        runs[name] = read_jsonl(tmp_path / name / "logs" / "train.jsonl")
+    assert [r["step"] for r in runs["two"]] == [r["step"] for r in runs["one"]] == [1, 2, 3]
+    for a, b in zip(runs["one"], runs["two"], strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-4, abs=1e-5), runs

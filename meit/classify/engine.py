@@ -46,6 +46,7 @@ class StageResult:
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
     head_kept: bool | None = None  # second stage of two: whether the first stage's head carried over
+    main_process: bool = True  # this process is the main one (scores and prints; the others only train)
 
 
 @dataclass
@@ -122,7 +123,7 @@ def _run_stage(recipe: ClassifyRecipe, model: EcgClassifier, path: str, labels_s
     accelerator.end_training()
     return StageResult(final_dir=final_dir, data=str(path), steps=looped.steps, labels=model.labels,
                        positives=labels.positives, skipped=dict(labels.skipped), records=len(dataset),
-                       losses=looped.losses, seconds=looped.seconds)
+                       losses=looped.losses, seconds=looped.seconds, main_process=accelerator.is_main_process)
 
 
 def train_classifier(recipe: ClassifyRecipe, *, progress: bool = True) -> ClassifyTrainResult:
@@ -155,6 +156,4 @@ def train_classifier(recipe: ClassifyRecipe, *, progress: bool = True) -> Classi
                        recipe.train.lr, "stage 2" if first.path else "train", progress)
     final.head_kept = head_kept
     stages.append(final)
-    return ClassifyTrainResult(final_dir=final.final_dir, stages=stages,
-                               main_process=torch.distributed.get_rank() == 0
-                               if torch.distributed.is_available() and torch.distributed.is_initialized() else True)
+    return ClassifyTrainResult(final_dir=final.final_dir, stages=stages, main_process=final.main_process)
