@@ -206,23 +206,11 @@ def load_model(
             )
         with quiet_peft_warnings():
             llm = PeftModel.from_pretrained(llm, str(folder / ADAPTER_DIR), is_trainable=True)
-    encoder_kwargs = meta.get("encoder_kwargs") or {}
-    if not isinstance(encoder_kwargs, dict):
-        raise ModelError(f"{meta_file}: encoder_kwargs must be a JSON object, got {type(encoder_kwargs).__name__}")
-    encoder = build_encoder(cfg.encoder, contract, **encoder_kwargs)
-    load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
+    encoder, head, labels = load_encoder_and_head(folder, meta, meta_file, cfg, contract)
     hf = llm.get_base_model() if is_peft(llm) else llm
     projector = build_projector(cfg.projector, encoder.out_dim, cls._llm_width(hf, cfg.fusion),
                                 int(meta["num_ecg_tokens"]), normalised=cfg.projector_norm)
     load_strict(projector, load_file(str(folder / PROJECTOR_FILE)), folder / PROJECTOR_FILE)
-    labels = list(meta.get("finding_labels") or [])
-    head = None
-    if cfg.finding_head:
-        if not labels or not (folder / FINDING_HEAD_FILE).is_file():
-            raise ModelError(f"{meta_file} declares model.finding_head but {folder} lacks {FINDING_HEAD_FILE} "
-                             "or finding_labels")
-        head = nn.Linear(encoder.out_dim, len(labels))
-        load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
     model = cls(cfg, spec, encoder, projector, llm, tokenizer,
                 lora_state="none" if lora_state == "none" else lora_state, finding_head=head,
                 finding_labels=labels)
@@ -234,6 +222,28 @@ def load_model(
         model.to(device)
     model.eval()
     return model
+
+def load_encoder_and_head(folder: Path, meta: dict[str, Any], meta_file: Path, cfg: ModelConfig,
+                          contract: EncoderContract) -> tuple[nn.Module, nn.Module | None, list[str]]:
+    """The encoder (``ENCODER_FILE``) and, when ``cfg.finding_head``, the findings head and its labels of an
+    artifact folder: the part every meit model artifact (LLM or encdec) stores alike."""
+    from safetensors.torch import load_file
+
+    encoder_kwargs = meta.get("encoder_kwargs") or {}
+    if not isinstance(encoder_kwargs, dict):
+        raise ModelError(f"{meta_file}: encoder_kwargs must be a JSON object, got {type(encoder_kwargs).__name__}")
+    encoder = build_encoder(cfg.encoder, contract, **encoder_kwargs)
+    load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
+    labels = list(meta.get("finding_labels") or [])
+    head = None
+    if cfg.finding_head:
+        if not labels or not (folder / FINDING_HEAD_FILE).is_file():
+            raise ModelError(f"{meta_file} declares model.finding_head but {folder} lacks {FINDING_HEAD_FILE} "
+                             "or finding_labels")
+        head = nn.Linear(encoder.out_dim, len(labels))
+        load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
+    return encoder, head, labels
+
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
     """Load every tensor or fail with the keys and shapes that do not fit (never torch's raw size error)."""

@@ -13,13 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from meit.config import ModelConfig
 from meit.data.contract import EncoderContract
 from meit.errors import ConfigError, ModelError
 from meit.models.encdec.decoders import build_decoder
-from meit.models.encoders import build_encoder
 from meit.models.loading import load_tokenizer
 from meit.models.model_artifact import (
     ARTIFACT_FORMAT,
@@ -28,6 +26,7 @@ from meit.models.model_artifact import (
     FINDING_HEAD_FILE,
     LOAD_OVERRIDES,
     META_FILE,
+    load_encoder_and_head,
     load_strict,
     module_states,
     shared_meta,
@@ -100,18 +99,9 @@ def load_encdec(cls: Any, directory: str | Path, *, device: str | torch.device |
                                                    and k != "gradient_checkpointing"}})
     contract = EncoderContract.from_dict(meta["encoder_contract"])
     tokenizer = load_tokenizer(str(folder))
-    encoder = build_encoder(cfg.encoder, contract, **(meta.get("encoder_kwargs") or {}))
-    load_strict(encoder, load_file(str(folder / ENCODER_FILE)), folder / ENCODER_FILE)
+    encoder, head, labels = load_encoder_and_head(folder, meta, meta_file, cfg, contract)
     decoder = build_decoder(cfg.llm, len(tokenizer), encoder.out_dim, cfg.encdec, tokenizer.pad_token_id)
     load_strict(decoder, load_file(str(folder / DECODER_FILE)), folder / DECODER_FILE)
-    labels = list(meta.get("finding_labels") or [])
-    head = None
-    if cfg.finding_head:
-        if not labels or not (folder / FINDING_HEAD_FILE).is_file():
-            raise ModelError(f"{meta_file} declares model.finding_head but {folder} lacks {FINDING_HEAD_FILE} "
-                             "or finding_labels")
-        head = nn.Linear(encoder.out_dim, len(labels))
-        load_strict(head, load_file(str(folder / FINDING_HEAD_FILE)), folder / FINDING_HEAD_FILE)
     model = cls(cfg, encoder, decoder, tokenizer, finding_head=head, finding_labels=labels)
     model.trainable_parameter_groups("finetune", train_encoder=True)
     if cfg.dtype not in ("auto", "float32"):
