@@ -84,10 +84,9 @@ def labelled_split(path: str, split_name: str, source: str, names: tuple[str, ..
     return split, labels
 
 
-def _run_stage(recipe: ClassifyRecipe, model: EcgClassifier, path: str, labels_source: str, output_dir: Path,
-               max_steps: int | None, lr: float, desc: str, progress: bool) -> StageResult:
-    split, labels = labelled_split(path, recipe.data.train_split, labels_source, model.labels,
-                                   recipe.data.min_positives, recipe.data.max_train_samples)
+def _run_stage(recipe: ClassifyRecipe, model: EcgClassifier, path: str, split: Any, labels: SplitLabels,
+               output_dir: Path, max_steps: int | None, lr: float, desc: str, progress: bool) -> StageResult:
+    """Train ``model`` on the labelled training records ``split`` / ``labels`` of ``path`` into ``output_dir``."""
     transform = contract_transform(model.contract, dataset_fs(split, path), augment=True,
                                    image_cache=recipe.data.image_cache if path == recipe.data.path else None,
                                    split_name=recipe.data.train_split, data_path=path)
@@ -132,18 +131,18 @@ def train_classifier(recipe: ClassifyRecipe, *, progress: bool = True) -> Classi
     output_dir = Path(recipe.output_dir)
     torch.manual_seed(recipe.seed)
     contract = recipe.ecg.contract(recipe.data)
-    _, target_labels = labelled_split(target, recipe.data.train_split, recipe.data.labels, None,
+    target_split, target_labels = labelled_split(target, recipe.data.train_split, recipe.data.labels, None,
                                       recipe.data.min_positives, recipe.data.max_train_samples)
     stages: list[StageResult] = []
     first = recipe.stage1
     if first.path:
         source = first.labels or recipe.data.labels
-        _, first_labels = labelled_split(first.path, recipe.data.train_split, source, None,
+        first_split, first_labels = labelled_split(first.path, recipe.data.train_split, source, None,
                                          recipe.data.min_positives, recipe.data.max_train_samples)
         model = EcgClassifier.build(recipe.ecg.encoder, contract, first_labels.names, source,
                                     dropout=recipe.train.head_dropout, checkpoint=recipe.ecg.checkpoint)
-        stages.append(_run_stage(recipe, model, first.path, source, output_dir / "stage1", first.max_steps,
-                                 first.lr or recipe.train.lr, "stage 1", progress))
+        stages.append(_run_stage(recipe, model, first.path, first_split, first_labels, output_dir / "stage1",
+                                 first.max_steps, first.lr or recipe.train.lr, "stage 1", progress))
         head_kept = (model.labels, model.label_source) == (target_labels.names, recipe.data.labels)
         if not head_kept:
             torch.manual_seed(recipe.seed + 1)
@@ -152,7 +151,7 @@ def train_classifier(recipe: ClassifyRecipe, *, progress: bool = True) -> Classi
         model = EcgClassifier.build(recipe.ecg.encoder, contract, target_labels.names, recipe.data.labels,
                                     dropout=recipe.train.head_dropout, checkpoint=recipe.ecg.checkpoint)
         head_kept = None
-    final = _run_stage(recipe, model, target, recipe.data.labels, output_dir, recipe.train.max_steps,
+    final = _run_stage(recipe, model, target, target_split, target_labels, output_dir, recipe.train.max_steps,
                        recipe.train.lr, "stage 2" if first.path else "train", progress)
     final.head_kept = head_kept
     stages.append(final)
