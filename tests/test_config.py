@@ -12,6 +12,14 @@ RECIPE_FILES = [p for p in RECIPES if "accelerate" not in p.parts and "deepspeed
                 and "pretrain" not in p.name]  # pretraining recipes: tests/test_pretrain.py
 
 
+def _schema_for(path: Path):
+    """Classification recipes have their own schema; every other shipped recipe is a training recipe."""
+    from meit.classify.config import ClassifyRecipe
+    from meit.config import Recipe
+
+    return ClassifyRecipe if path.name.startswith("classify") else Recipe
+
+
 def test_defaults_follow_meit_hyperparameters():
     recipe = load_recipe(None)
     assert recipe.model.lora.r == 64 and recipe.model.lora.alpha == 128 and recipe.model.lora.dropout == 0.1
@@ -80,7 +88,14 @@ def test_recipe_vocabulary_of_design_md_exists():
 
 @pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: p.name)
 def test_shipped_recipes_validate(path):
-    load_recipe(path)
+    load_recipe(path, schema=_schema_for(path))
+
+
+def test_classify_recipes_are_not_training_recipes():
+    """The schema choice above matters: a classify recipe read as a training recipe is refused by name."""
+    classify = next(p for p in RECIPE_FILES if p.name.startswith("classify"))
+    with pytest.raises(ConfigError, match="unknown key 'stage1'"):
+        load_recipe(classify)
 
 
 def test_encoder_preprocessing_keys():
