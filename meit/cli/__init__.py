@@ -59,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except MeitError as err:
-        print(f"meit {args.command}: error: {err}", file=sys.stderr)
+        # one write of the whole line: under a launcher every rank shares one stderr pipe, and a write this short
+        # is atomic there, while print's separate newline lets another rank's message land on the same line
+        sys.stderr.write(f"meit {args.command}: error: {err}\n")
+        sys.stderr.flush()
         return err.exit_code
     except KeyboardInterrupt:
         print(f"meit {args.command}: interrupted", file=sys.stderr)
