@@ -9,7 +9,7 @@ import torch
 
 from meit.config import ModelConfig
 from meit.data.contract import EncoderContract, checked_contract, contract_problems
-from meit.errors import ConfigError, ModelError, OfflineError
+from meit.errors import ConfigError, DataError, ModelError, OfflineError
 from meit.models.encoder_choice import contract_from_config
 from meit.models.encoders import ENCODERS, build_encoder, load_encoder_checkpoint, read_encoder_metadata
 from meit.models.encoders import artifact as artifact_module
@@ -113,8 +113,13 @@ def test_output_shapes(name, mode, size, tokens):
     assert seq.shape == (2, expected, encoder.out_dim) and vector.shape == (2, encoder.out_dim)
     torch.testing.assert_close(encoder(images, pooled=True)[:, 0], vector)
     torch.testing.assert_close(encoder(images), seq)
-    with pytest.raises(Exception, match="expected images"):
+    with pytest.raises(DataError, match="expected images"):
         encoder.check_input(torch.randn(2, 12, 1000))
+    with pytest.raises(DataError, match=r"image batch must be floating point, got torch\.uint8"):
+        encoder.check_input(torch.zeros(2, *contract.input_shape, dtype=torch.uint8))
+    images[1, 0, 3, 5] = float("inf")
+    with pytest.raises(DataError, match="image batch contains NaN or inf"):
+        encoder.check_input(images)
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_BUILDERS))

@@ -9,6 +9,14 @@ from meit.data.contract import EncoderContract
 from meit.errors import DataError
 
 
+def check_values(batch: torch.Tensor, what: str) -> None:
+    """The value checks every encoder input shares, after its own shape check: floating point and finite."""
+    if not batch.is_floating_point():
+        raise DataError(f"{what} must be floating point, got {batch.dtype}")
+    if not torch.isfinite(batch).all():
+        raise DataError(f"{what} contains NaN or inf values (prepared datasets must be finite)")
+
+
 class ECGEncoder(nn.Module):
     """Base class: ``forward(ecg[B, leads, T]) -> tokens[B, N, out_dim]``.
 
@@ -36,10 +44,7 @@ class ECGEncoder(nn.Module):
                 f"got {leads} leads × {samples} samples (= {got_s:g} s at {c.fs} Hz). "
                 "Resample/crop the data (data.fs, data.seconds) or set model.encoder_fs / model.encoder_seconds."
             )
-        if not ecg.is_floating_point():
-            raise DataError(f"ECG batch must be floating point, got {ecg.dtype}")
-        if not torch.isfinite(ecg).all():
-            raise DataError("ECG batch contains NaN or inf values (prepared datasets must be finite)")
+        check_values(ecg, "ECG batch")
 
     def forward(self, ecg: torch.Tensor, pooled: bool = False) -> torch.Tensor:  # pragma: no cover
         raise NotImplementedError

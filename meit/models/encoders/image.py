@@ -21,7 +21,7 @@ import torch
 
 from meit.data.contract import EncoderContract
 from meit.errors import DataError, ModelError, OfflineError
-from meit.models.encoders.base import ECGEncoder
+from meit.models.encoders.base import ECGEncoder, check_values
 from meit.paths import hub_offline
 
 #: transformers' model_type of each family (what a transformers folder's config.json must say)
@@ -114,10 +114,7 @@ class ImageEncoder(ECGEncoder):
                 f"({c.describe()}); got {got}. The data pipeline renders them from the signal "
                 "(contract.load_transform): build datasets through it."
             )
-        if not ecg.is_floating_point():
-            raise DataError(f"image batch must be floating point, got {ecg.dtype}")
-        if not torch.isfinite(ecg).all():
-            raise DataError("image batch contains NaN or inf values")
+        check_values(ecg, "image batch")
 
     def _features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens ``[B, N, D]`` and the pooled vector ``[B, D]`` in one pass."""
