@@ -26,6 +26,7 @@ from meit.classify.model import EcgClassifier
 from meit.config import dump_recipe
 from meit.data.dataset import contract_transform, dataset_fs, load_split
 from meit.errors import DataError
+from meit.publish import atomic_write_text
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final
 from meit.training.optim import build_scheduler, total_optimizer_steps
 from meit.training.resume import run_settings
@@ -101,7 +102,7 @@ def _run_stage(recipe: ClassifyRecipe, model: EcgClassifier, path: str, split: A
                         f"one global batch ({recipe.train.batch_size} × {accelerator.num_processes} processes)")
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        atomic_write_text(output_dir / "recipe.yaml", dump_recipe(recipe))
     loader = DataLoader(dataset, batch_size=recipe.train.batch_size, shuffle=True, collate_fn=collate,
                         num_workers=recipe.data.num_workers, generator=torch.Generator().manual_seed(recipe.seed),
                         drop_last=True)

@@ -27,6 +27,7 @@ from meit.pretrain.config import PretrainRecipe
 from meit.pretrain.data import EcgTextCollator, EcgTextDataset, prepared_split
 from meit.pretrain.losses import gather_rows, info_nce, masked_mse, span_mask
 from meit.pretrain.model import EcgTextModel
+from meit.publish import atomic_write_text
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final
 from meit.training.model_card import RunFacts, write_pretrain_card
 from meit.training.optim import build_scheduler, total_optimizer_steps
@@ -151,7 +152,7 @@ def pretrain(recipe: PretrainRecipe, *, progress: bool = True, validation_scorer
     accelerator = build_accelerator(recipe)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        atomic_write_text(output_dir / "recipe.yaml", dump_recipe(recipe))
 
     torch.manual_seed(recipe.seed)
     model = EcgTextModel.build(recipe)
@@ -187,7 +188,7 @@ def pretrain(recipe: PretrainRecipe, *, progress: bool = True, validation_scorer
     result = PretrainResult(final_dir=final_dir, steps=looped.steps, losses=looped.losses,
                             evaluations=looped.evaluations, seconds=looped.seconds)
     if accelerator.is_main_process:
-        (final_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        atomic_write_text(final_dir / "recipe.yaml", dump_recipe(recipe))
         result.card_error = write_pretrain_card(final_dir, accelerator.unwrap_model(model), recipe, RunFacts(
             identity=run_identity(settings.run_settings, accelerator.num_processes), steps=looped.steps,
             steps_this_session=len(looped.losses), seconds=looped.seconds, processes=accelerator.num_processes,

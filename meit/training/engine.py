@@ -24,6 +24,7 @@ from meit.data.sampling import LengthGroupedSampler, WeightedEpochSampler, findi
 from meit.errors import ConfigError
 from meit.findings import finding_matrix
 from meit.inference.generation import DecodingSettings, generate_reports
+from meit.publish import atomic_write_text
 from meit.training.fsdp import configure_wrapping, uses_fsdp
 from meit.training.loop import LoopSettings, explain_oom, flat_config, run_loop, save_final, shards_parameters
 from meit.training.model_card import RunFacts, write_training_card
@@ -243,7 +244,7 @@ def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool,
     accelerator.gradient_accumulation_steps = recipe.train.grad_accum  # the stages may differ
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        atomic_write_text(output_dir / "recipe.yaml", dump_recipe(recipe))
 
     model = build_model(recipe)
     if (recipe.train.stage == "encoder" or recipe.train.aux_findings_weight > 0) and model.finding_head is None:
@@ -292,7 +293,7 @@ def _train_stage(recipe: Recipe, accelerator: Any, *, progress: bool,
     save_final(model, accelerator, final_dir, artifact_keys(accelerator.unwrap_model(model)))
     card_error = None
     if accelerator.is_main_process:
-        (final_dir / "recipe.yaml").write_text(dump_recipe(recipe))
+        atomic_write_text(final_dir / "recipe.yaml", dump_recipe(recipe))
         card_error = write_training_card(final_dir, accelerator.unwrap_model(model), recipe, RunFacts(
             identity=run_identity(settings.run_settings, accelerator.num_processes), steps=looped.steps,
             steps_this_session=len(looped.losses), seconds=looped.seconds, processes=accelerator.num_processes,
