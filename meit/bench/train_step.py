@@ -95,6 +95,17 @@ def _flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
+def _image_keys(args: argparse.Namespace) -> dict[str, Any]:
+    """The image side of the model config: an image encoder (``--encoder convnext-atto-image``) reads a page or
+    a signal encoding of ``--image-size`` (the step times the encoder on such images; rendering is the loader's)."""
+    if args.image_mode == "none":
+        return {}
+    keys: dict[str, Any] = {"image_mode": args.image_mode, "normalisation": "none"}
+    if args.image_size:
+        keys["image_size"] = args.image_size[0] if len(args.image_size) == 1 else tuple(args.image_size)
+    return keys
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from meit.config import ModelConfig
     from meit.models import MeitModel
@@ -107,6 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         num_ecg_tokens=1 if args.fusion == "kv" else args.num_ecg_tokens,
         lora={"r": args.lora_r, "alpha": args.lora_alpha, "dropout": args.lora_dropout},
         gradient_checkpointing=args.gradient_checkpointing,
+        **_image_keys(args),
     )
     model = MeitModel.build(cfg, data_fs=args.fs, data_seconds=args.seconds)
     groups = model.trainable_parameter_groups("finetune", train_encoder=True)
@@ -139,6 +151,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "config": {
             "llm": args.llm, "encoder": args.encoder, "fs": args.fs, "seconds": args.seconds,
             "projector": args.projector, "fusion": args.fusion, "lora_r": args.lora_r,
+            "image": model.encoder.contract.describe() if args.image_mode != "none" else None,
             "batch": args.batch, "length": args.length, "threads": torch.get_num_threads(),
             "gradient_checkpointing": args.gradient_checkpointing, "steps": args.steps, "bf16": args.bf16,
             "all_logits": args.all_logits,
@@ -165,7 +178,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def format_result(r: dict[str, Any]) -> str:
     c = r["config"]
     return "\n".join([
-        f"config: {c['llm']} + {c['encoder']} @ {c['fs']} Hz × {c['seconds']:g} s, {c['projector']} projector, "
+        f"config: {c['llm']} + {c['encoder']} reading "
+        + (c["image"] if c.get("image") else f"{c['fs']} Hz × {c['seconds']:g} s") + f", {c['projector']} projector, "
         f"{c['fusion']} fusion, LoRA r={c['lora_r']}, batch {c['batch']} × {c['length']}, "
         f"{c['threads']} threads, {'bf16 autocast' if c.get('bf16') else 'fp32'}, best of {c['steps']} "
         "interleaved steps, "
@@ -189,6 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--encoder", default="resnet1d-18")
     p.add_argument("--fs", type=int, default=100)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--image-mode", default="none",
+                   help="the image an image encoder reads (paper-3x4, paper-6x2, paper-12x1, gaf, rp, mtf); use "
+                        "with --encoder NAME-image")
+    p.add_argument("--image-size", type=int, nargs="+", metavar="PX",
+                   help="image size: one side, or height width (default: the mode's)")
     p.add_argument("--projector", default="mlp")
     p.add_argument("--fusion", default="kv", choices=["kv", "prefix"])
     p.add_argument("--num-ecg-tokens", type=int, default=1)
