@@ -207,3 +207,64 @@ def test_the_benchmark_runs_its_rows_and_writes_the_table(tmp_path, prepared_100
     assert len(results[2]["metrics"]["training"]) == 2  # the two-stage row ran both stages
     text = (tmp_path / "bench" / "results.md").read_text()
     assert text.count("\n| synth") == 2 and text.count("\n| real") == 1
+
+
+# --------------------------------------------------------------------------------------------- report models
+
+
+@pytest.mark.parametrize("overrides", [
+    # kv: one pooled ConvNeXt vector (its pooler LayerNorms the mean, unlike the mean of its LayerNormed tokens)
+    {"llm": "tiny-llama", "encoder": "convnext-toy-image", "image_mode": "paper-3x4", "image_size": (64, 96),
+     "normalisation": "none", "fusion": "kv"},
+    # prefix with 4 tokens: the head reads the mean of the time tokens
+    {"llm": "tiny-llama", "encoder": "resnet1d-tiny", "fusion": "prefix", "num_ecg_tokens": 4},
+    # the encdec baseline
+    {"llm": "encdec-lstm", "encoder": "resnet1d-tiny"},
+], ids=["kv-image", "prefix-signal", "encdec"])
+def test_a_report_model_s_encoder_is_scored_on_the_features_its_head_learnt(tmp_path, prepared_100hz, overrides,
+                                                                            capsys):
+    from meit.classify.model import ReportModelFindings, load_classifier
+    from meit.cli import main
+    from meit.config import ModelConfig
+    from meit.data.dataset import load_split
+    from meit.models import MeitModel
+
+    cfg = ModelConfig(finding_head=True, **overrides)
+    reports = list(load_split(prepared_100hz, "train")["report"])
+    torch.manual_seed(0)
+    model = MeitModel.build(cfg, data_fs=100, data_seconds=10, train_reports=reports).eval()
+    model.save_pretrained(tmp_path / "report_model")
+    reader = load_classifier(tmp_path / "report_model")
+    assert isinstance(reader, ReportModelFindings) and reader.labels == tuple(model.finding_labels)
+    ecg = torch.randn(3, *model.encoder.contract.input_shape)
+    with torch.no_grad():
+        expected = model(ecg=ecg).finding_logits  # the findings head as the encoder stage trains it
+        torch.testing.assert_close(reader(ecg), expected)
+
+    assert main(["classify", "eval", str(tmp_path / "report_model"), "--data", str(prepared_100hz), "--split",
+                 "validation", "--bootstrap", "10", "--out", str(tmp_path / "scores"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "a report model's encoder and findings head alone" in out and "| **macro** |" in out
+    scores = json.loads((tmp_path / "scores" / "metrics.json").read_text())
+    assert scores["label_source"] == "report-findings" and scores["scored"] == "report-model encoder + findings head"
+    unscored = scores["clean"]["unscored"]
+    assert unscored and all(f"| {name} |" not in out for name in unscored)  # listed once, after the table
+
+
+def test_a_report_model_without_a_findings_head_is_refused(tmp_path):
+    from meit.classify.model import load_classifier
+    from meit.config import ModelConfig
+    from meit.models import MeitModel
+
+    MeitModel.build(ModelConfig(llm="tiny-llama", encoder="resnet1d-tiny"), data_fs=100,
+                    data_seconds=10).save_pretrained(tmp_path / "m")
+    with pytest.raises(ModelError, match="has no findings head"):
+        load_classifier(tmp_path / "m")
+    meta = tmp_path / "other" / "meit_model.json"
+    meta.parent.mkdir()
+    meta.write_text(json.dumps({"format": "someone-else", "format_version": 1}))
+    with pytest.raises(ModelError, match=r"meit_model\.json: unsupported artifact format 'someone-else' v1"):
+        load_classifier(meta.parent)
+    meta.write_text("[1, 2")
+    with pytest.raises(ModelError, match="is not valid JSON"):
+        load_classifier(meta.parent)

@@ -110,3 +110,38 @@ class EcgClassifier(nn.Module):
             raise ModelError(f"{root / HEAD_FILE} does not fit {len(labels)} labels on a {model.encoder.out_dim}-wide "
                              f"encoder: {err}") from err
         return model
+
+
+class ReportModelFindings(nn.Module):
+    """A report model's encoder and findings head (:class:`meit.models.model_artifact.FindingsReader`) with the
+    classifier's interface, for :func:`meit.classify.scoring.evaluate_classifier`: the findings its encoder reads,
+    scored per finding beside the shuffled-ECG control. Evaluation only: it is not saved as a classifier."""
+
+    label_source = "report-findings"  # the head learnt the findings the extractor reads in each report
+
+    def __init__(self, reader: Any) -> None:
+        super().__init__()
+        self.reader = reader
+        self.encoder = reader.encoder
+        self.head = reader.head
+        self.labels = tuple(reader.labels)
+        self.encoder_name = reader.encoder_name
+
+    @property
+    def contract(self) -> Any:
+        return self.encoder.contract
+
+    def forward(self, ecg: torch.Tensor) -> torch.Tensor:
+        return self.reader.logits(ecg)
+
+
+def load_classifier(directory: str | Path) -> EcgClassifier | ReportModelFindings:
+    """A ``meit classify train`` folder, or the encoder and findings head of a report model's folder
+    (``meit train`` with ``model.finding_head``, LLM or encdec)."""
+    from meit.models.model_artifact import META_FILE, load_findings_reader
+
+    root = Path(directory).expanduser()
+    if (root / META_FILE).is_file() and not (root / CLASSIFIER_FILE).is_file():
+        return ReportModelFindings(load_findings_reader(root))
+    return EcgClassifier.from_pretrained(root)
+

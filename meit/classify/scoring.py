@@ -20,15 +20,18 @@ from tqdm.auto import tqdm
 
 from meit.classify.data import LabelledEcgDataset, collate
 from meit.classify.engine import labelled_split
-from meit.classify.model import EcgClassifier
+from meit.classify.model import EcgClassifier, ReportModelFindings
 from meit.data.dataset import contract_transform, dataset_fs
 from meit.evaluation.controls import derangement
 from meit.evaluation.ranking import bootstrap_auroc
 
+#: ``metrics["scored"]`` of a report model's encoder and findings head (else ``"classifier"``)
+REPORT_MODEL_SCORED = "report-model encoder + findings head"
+
 
 @torch.no_grad()
-def predict(model: EcgClassifier, dataset: LabelledEcgDataset, batch_size: int, *, progress: bool = True,
-            desc: str = "classify") -> np.ndarray:
+def predict(model: EcgClassifier | ReportModelFindings, dataset: LabelledEcgDataset, batch_size: int, *,
+            progress: bool = True, desc: str = "classify") -> np.ndarray:
     """Sigmoid probabilities ``[N, C]`` for every labelled record of ``dataset``, in order."""
     model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -63,7 +66,7 @@ def _num(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
-def evaluate_classifier(model: EcgClassifier, path: str, split_name: str, *, batch_size: int = 64,
+def evaluate_classifier(model: EcgClassifier | ReportModelFindings, path: str, split_name: str, *, batch_size: int = 64,
                         max_samples: int | None = None, resamples: int = 1000, confidence: float = 0.95,
                         seed: int = 0, degrade: dict[str, float] | None = None, image_cache: str | None = None,
                         progress: bool = True) -> dict[str, Any]:
@@ -76,6 +79,7 @@ def evaluate_classifier(model: EcgClassifier, path: str, split_name: str, *, bat
         scanned = dataclasses.replace(model.contract, image_augment=tuple(sorted(degrade.items())))
         conditions["degraded"] = scanned.load_transform(fs_in, augment=True)
     out: dict[str, Any] = {"data": str(path), "split": split_name, "labels": list(model.labels),
+                           "scored": REPORT_MODEL_SCORED if isinstance(model, ReportModelFindings) else "classifier",
                            "label_source": model.label_source, "skipped": dict(labels.skipped),
                            "contract": model.contract.describe()}
     for name, transform in conditions.items():
@@ -100,6 +104,9 @@ def results_markdown(metrics: dict[str, Any]) -> str:
     """Per-label AUROC with intervals and positives, then the macro row, for each condition, beside the control."""
     lines = [f"# Classification: {metrics['split']} split of {metrics['data']}", "",
              f"Encoder input: {metrics['contract']}. Labels: {metrics['label_source']}."]
+    if metrics.get("scored") == REPORT_MODEL_SCORED:
+        lines.append("Scored: a report model's encoder and findings head alone, without its language model: what "
+                     "the encoder reads in each ECG.")
     if metrics.get("skipped"):
         lines.append(f"Records not labelled: {metrics['skipped']}.")
     for condition in ("clean", "degraded"):
@@ -107,10 +114,13 @@ def results_markdown(metrics: dict[str, Any]) -> str:
         if scores is None:
             continue
         confidence = scores["bootstrap"]["confidence"]
-        title = "clean pages" if condition == "clean" else f"degraded pages ({scores.get('augmentations')})"
+        clean = "clean pages" if "paper" in metrics["contract"] else "the ECGs as recorded"
+        title = clean if condition == "clean" else f"degraded pages ({scores.get('augmentations')})"
         lines += ["", f"## {title}: {scores['records']} records, AUROC [{confidence:.0%} bootstrap interval]", "",
                   "| label | positives | AUROC | shuffled-ECG control |", "|---|---|---|---|"]
         for label in metrics["labels"]:
+            if label in scores["unscored"]:
+                continue  # listed after the table
             lines.append(f"| {label} | {scores['positives'][label]} | {_cell(scores['per_label'][label])} | "
                          f"{_cell(scores['shuffled_ecg']['per_label'][label])} |")
         macro = {"auroc": scores["macro_auroc"], "low": scores["macro_low"], "high": scores["macro_high"]}

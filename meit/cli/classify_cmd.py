@@ -23,8 +23,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--print-recipe", action="store_true", help="print the validated recipe and exit")
     train.set_defaults(func=run_train)
-    score = actions.add_parser("eval", help="score a trained classifier on a split of a prepared dataset")
-    score.add_argument("model", help="a classifier folder (OUTPUT_DIR/final of `meit classify train`)")
+    score = actions.add_parser("eval", help="score a trained classifier (or a report model's encoder and findings "
+                                            "head) on a split of a prepared dataset")
+    score.add_argument("model", help="a classifier folder (OUTPUT_DIR/final of `meit classify train`), or a report "
+                                     "model's (`meit train` with model.finding_head): its encoder and findings head "
+                                     "alone, scored on the findings of each record's report")
     score.add_argument("--data", required=True, help="prepared dataset")
     score.add_argument("--split", default="test")
     score.add_argument("--out", help="folder for metrics.json and results.md (default: print only)")
@@ -75,7 +78,7 @@ def _degrade(items: list[str]) -> dict[str, float]:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from meit.classify.model import EcgClassifier
+    from meit.classify.model import load_classifier
     from meit.classify.run import write_scores
     from meit.classify.scoring import evaluate_classifier, results_markdown
     from meit.errors import ConfigError
@@ -83,7 +86,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if not 0 < args.confidence < 1:
         raise ConfigError(f"--confidence must be between 0 and 1, got {args.confidence}")
     degrade = _degrade(args.degrade)
-    model = EcgClassifier.from_pretrained(args.model)
+    model = load_classifier(args.model)
     if degrade and not model.contract.image_mode.startswith("paper-"):
         raise ConfigError("--degrade makes paper pages look scanned; this classifier reads "
                           f"{model.contract.describe()}")

@@ -32,7 +32,7 @@ from meit.models.encoders import (
 from meit.models.fusion import KVSlotFusion, find_attention_modules, splice_prefix
 from meit.models.loading import apply_lora, is_peft, load_llm, load_tokenizer, source_folder
 from meit.models.model_artifact import load_model, save_model
-from meit.models.projectors import build_projector
+from meit.models.projectors import build_projector, encoder_pools
 from meit.models.stages import parameter_parts, set_stage
 
 #: the token the tiny tokenizers reserve for ECG positions
@@ -238,9 +238,8 @@ class MeitModel(nn.Module):
         """The encoder's output for the projector: one pooled vector ``[B, 1, C]`` or time tokens ``[B, T', C]``."""
         self.encoder.check_input(ecg)
         param = next(self.encoder.parameters())
-        # one ECG vector: let the encoder pool; the resampler always attends over the time tokens
-        pooled = self.num_ecg_tokens == 1 and self.cfg.projector != "resampler"
-        return self.encoder(ecg.to(device=param.device, dtype=param.dtype), pooled=pooled)
+        return self.encoder(ecg.to(device=param.device, dtype=param.dtype),
+                            pooled=encoder_pools(self.num_ecg_tokens, self.cfg.projector))
 
     def finding_logits(self, feats: torch.Tensor) -> torch.Tensor:
         """Findings-head logits ``[B, len(finding_labels)]`` from encoder features (time tokens are averaged)."""

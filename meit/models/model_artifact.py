@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from meit.models.backbones import BackboneSpec
 from meit.models.encoders import build_encoder
 from meit.models.encoders.artifact import state_fit_problems
 from meit.models.loading import is_peft, load_llm, load_tokenizer, quiet_peft_warnings
-from meit.models.projectors import build_projector
+from meit.models.projectors import build_projector, encoder_pools
 from meit.publish import staged_folder
 
 log = logging.getLogger(__name__)
@@ -170,15 +171,7 @@ def load_model(
 
     folder = Path(directory)
     meta_file = folder / META_FILE
-    if not meta_file.is_file():
-        raise ModelError(f"{folder} is not a meit model artifact (no {META_FILE})")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except ValueError as err:
-        raise ModelError(f"{meta_file} is not valid JSON: {err}") from err
-    if meta.get("format") != ARTIFACT_FORMAT or meta.get("format_version", 0) > ARTIFACT_VERSION:
-        raise ModelError(f"{meta_file}: unsupported artifact format {meta.get('format')!r} "
-                         f"v{meta.get('format_version')} (this meit reads v{ARTIFACT_VERSION})")
+    meta = read_meta(folder)
     bad = set(overrides) - LOAD_OVERRIDES
     if bad:
         raise ConfigError(f"cannot override {sorted(bad)} when loading an artifact (allowed: {sorted(LOAD_OVERRIDES)})")
@@ -222,6 +215,58 @@ def load_model(
         model.to(device)
     model.eval()
     return model
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    """``meit_model.json`` of an artifact folder, checked to be a format this meit reads."""
+    meta_file = folder / META_FILE
+    if not meta_file.is_file():
+        raise ModelError(f"{folder} is not a meit model artifact (no {META_FILE})")
+    try:
+        meta = json.loads(meta_file.read_text())
+    except ValueError as err:
+        raise ModelError(f"{meta_file} is not valid JSON: {err}") from err
+    if not isinstance(meta, dict) or meta.get("format") != ARTIFACT_FORMAT or \
+            meta.get("format_version", 0) > ARTIFACT_VERSION:
+        got = (meta.get("format"), meta.get("format_version")) if isinstance(meta, dict) else (None, None)
+        raise ModelError(f"{meta_file}: unsupported artifact format {got[0]!r} v{got[1]} (this meit reads "
+                         f"v{ARTIFACT_VERSION})")
+    return meta
+
+
+@dataclass
+class FindingsReader:
+    """A report model's encoder and findings head, without its LLM or decoder: what the encoder alone reads in
+    an ECG, scored like a classifier (``meit classify eval``), so a report model that ignores its ECG can be told
+    apart from one whose encoder never learnt to read it."""
+
+    encoder: nn.Module
+    head: nn.Module
+    labels: list[str]
+    pooled: bool  # the features the head was trained on: the pooled vector or the mean of the time tokens
+    encoder_name: str
+
+    def logits(self, ecg: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(ecg, pooled=self.pooled).mean(dim=1))
+
+
+def load_findings_reader(directory: str | Path) -> FindingsReader:
+    """The encoder and findings head of a meit model artifact (LLM or encdec), read from safetensors alone."""
+    folder = Path(directory).expanduser()
+    meta = read_meta(folder)
+    meta_file = folder / META_FILE
+    cfg = ModelConfig.model_validate({**meta["model_config"], "trust_remote_code": False})
+    if not cfg.finding_head:
+        raise ModelError(f"{folder} has no findings head (trained with model.finding_head=false): its encoder has "
+                         "nothing to be scored on by itself")
+    contract = EncoderContract.from_dict(meta["encoder_contract"])
+    encoder, head, labels = load_encoder_and_head(folder, meta, meta_file, cfg, contract)
+    if head is None:  # load_encoder_and_head already refuses a declared head that is missing
+        raise ModelError(f"{folder}: no findings head was loaded")
+    # the encdec baseline's head reads the mean of the time tokens; the LLM model's what its projector reads
+    pooled = meta.get("architecture") != "encdec" and encoder_pools(int(meta.get("num_ecg_tokens", 1)), cfg.projector)
+    return FindingsReader(encoder=encoder.eval(), head=head.eval(), labels=labels, pooled=pooled,
+                          encoder_name=cfg.encoder)
+
 
 def load_encoder_and_head(folder: Path, meta: dict[str, Any], meta_file: Path, cfg: ModelConfig,
                           contract: EncoderContract) -> tuple[nn.Module, nn.Module | None, list[str]]:

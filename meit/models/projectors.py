@@ -122,6 +122,12 @@ PROJECTORS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def encoder_pools(num_ecg_tokens: int, projector: str) -> bool:
+    """Whether the projector reads one pooled encoder vector (one ECG token; the resampler always attends over the
+    time tokens) or the time tokens. The LLM model's findings head reads the same features."""
+    return num_ecg_tokens == 1 and projector != "resampler"
+
+
 def build_projector(name: str, in_dim: int, out_dim: int, num_tokens: int = 1, *, normalised: bool = False,
                     output_rms: float = 1.0, **kwargs) -> nn.Module:
     """Projector ``name``; ``normalised`` wraps it in :class:`NormalisedProjector` (output gain ``output_rms``)."""
