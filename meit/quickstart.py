@@ -23,6 +23,9 @@ from meit.tables import markdown_table
 from meit.training.setup import resolve_mixed_precision
 
 log = logging.getLogger(__name__)
+#: bootstrap resamples of the encoder-alone findings AUROC in the report
+ENCODER_BOOTSTRAP = 200
+
 #: controls the trained model is evaluated with, and their rows in report.md
 #: length of the synthetic records when the recipe leaves data.seconds to the data
 SYNTH_SECONDS = 10.0
@@ -100,15 +103,35 @@ def run_quickstart(out: str | Path, *, n_records: int = 1000, recipe_path: str |
     trained = MeitModel.from_pretrained(result.final_dir)
     trained_metrics = evaluate_model(trained, recipe, out, checkpoint=str(result.final_dir), progress=progress,
                                      label="trained", controls=list(recipe.eval.controls or QUICKSTART_CONTROLS))
+    encoder = score_encoder(result.final_dir, recipe, out / "encoder", progress=progress) \
+        if recipe.model.finding_head else None
     timings["eval_trained_s"] = time.time() - t0
 
-    summary = _write_summary(out, recipe, trained_metrics, untrained_metrics, result, timings)
+    summary = _write_summary(out, recipe, trained_metrics, untrained_metrics, result, timings, encoder)
     _write_report(out, recipe, trained, summary)
     return summary
 
 
+def score_encoder(final_dir: Path, recipe: Recipe, folder: Path, *, progress: bool) -> dict[str, Any]:
+    """The trained model's encoder and findings head alone, on the evaluated records' report findings, beside the
+    shuffled-ECG control (``meit classify eval``): whether the encoder reads the ECG, whatever the LLM does with it.
+    Written to ``folder`` (metrics.json, results.md); returns the macro figures."""
+    from meit.classify.model import load_classifier
+    from meit.classify.run import write_scores
+    from meit.classify.scoring import evaluate_classifier
+
+    metrics = evaluate_classifier(load_classifier(final_dir), str(recipe.data.path), recipe.eval.split,
+                                  batch_size=recipe.eval.batch_size, max_samples=recipe.eval.max_samples,
+                                  resamples=ENCODER_BOOTSTRAP, seed=recipe.seed, progress=progress)
+    write_scores(metrics, folder)
+    clean = metrics["clean"]
+    return {"macro_auroc": clean["macro_auroc"], "macro_low": clean["macro_low"], "macro_high": clean["macro_high"],
+            "shuffled_macro_auroc": clean["shuffled_ecg"]["macro_auroc"], "records": clean["records"],
+            "findings_scored": len(metrics["labels"]) - len(clean["unscored"])}
+
+
 def _write_summary(out: Path, recipe: Recipe, trained: dict[str, Any], untrained: dict[str, Any], result: Any,
-                   timings: dict[str, float]) -> dict[str, Any]:
+                   timings: dict[str, float], encoder: dict[str, Any] | None = None) -> dict[str, Any]:
     summary = {
         **scalar_metrics(trained),
         "untrained": scalar_metrics(untrained),
@@ -117,6 +140,7 @@ def _write_summary(out: Path, recipe: Recipe, trained: dict[str, Any], untrained
         "grounding": trained.get("grounding", {}),
         "verification": trained.get("verification", {}),
         "clinical": trained.get("clinical", {}),
+        "encoder_findings": encoder,
         "train": {"steps": result.steps, "first_loss": result.losses[0] if result.losses else None,
                   "last_loss": result.losses[-1] if result.losses else None},
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -175,6 +199,8 @@ def _write_report(out: Path, recipe: Recipe, model: Any, summary: dict[str, Any]
 
 {grounding_sentence(summary)}
 
+{encoder_sentence(summary)}
+
 {verification_sentence(summary)}
 
 ## Findings: trained, and with another record's ECG
@@ -219,6 +245,23 @@ def verification_sentence(summary: dict[str, Any]) -> str:
     shuffled = (summary.get("controls", {}).get("shuffled") or {}).get("verify_contradicted_share")
     control = "" if shuffled is None else f"; with another record's ECG: {100 * shuffled:.1f} % contradicted"
     return f"Trained model, {describe(figures)}{control} (`meit verify`, docs/evaluation.md)."
+
+
+def encoder_sentence(summary: dict[str, Any]) -> str:
+    """What the encoder alone reads (its findings head, no LLM), beside the shuffled control: with the grounding
+    drops it says whether reports that ignore the ECG come from the encoder or from the LLM stage."""
+    enc = summary.get("encoder_findings")
+    if not enc:
+        return "The encoder was not scored alone (the model has no findings head: model.finding_head=false)."
+    def fmt(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
+
+    interval = f" [{fmt(enc['macro_low'])}, {fmt(enc['macro_high'])}]" if enc.get("macro_low") is not None else ""
+    return (f"The encoder alone (its findings head, without the LLM) reads the findings of these "
+            f"{enc['records']} records' reports at macro-AUROC {fmt(enc['macro_auroc'])}{interval} over "
+            f"{enc['findings_scored']} findings; with another record's ECG {fmt(enc['shuffled_macro_auroc'])} "
+            "(`encoder/results.md`). An encoder near 0.5 cannot give the LLM the ECG; an encoder well above it "
+            "with reports that do not follow the ECG points at the LLM stage.")
 
 
 def grounding_sentence(summary: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,11 @@ def test_bootstrap_auroc_agrees_with_scikit_learn_and_brackets_it():
     single = bootstrap_auroc(scores, np.concatenate([labels[:, :2], np.zeros((120, 1))], axis=1), resamples=20)
     assert single["scored"] == [True, True, False] and np.isnan(single["auroc"][2])
     assert single["macro"] == pytest.approx(np.mean(single["auroc"][:2]))
+    # three records, one positive: most resamples have no positive at all; they leave the macro interval quietly
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny = bootstrap_auroc(np.array([[0.9], [0.2], [0.1]]), np.array([[1.0], [0.0], [0.0]]), resamples=50, seed=0)
+    assert tiny["macro"] == 1.0 and tiny["macro_low"] == 1.0 and 0 < tiny["kept"][0] < 50
 
 
 # --------------------------------------------------------------------------------------------- training

@@ -37,6 +37,11 @@ def test_quickstart_writes_metrics_predictions_report_and_model(tmp_path, capsys
     assert set(entry["controls"]) == {"shuffled", "zeros"}
     assert "train/final/MODEL_CARD.md" in report
     assert (out / "train" / "encoder_stage" / "final" / "finding_head.safetensors").is_file()
+    # the encoder alone, on the same records' report findings, beside its shuffled control
+    assert metrics["encoder_findings"]["records"] == 3 and "shuffled_macro_auroc" in metrics["encoder_findings"]
+    encoder = json.loads((out / "encoder" / "metrics.json").read_text())
+    assert encoder["scored"] == "report-model encoder + findings head"
+    assert "The encoder alone (its findings head, without the LLM) reads the findings of these 3 records" in report
     assert "| finding | support | F1 trained | F1 shuffled ECG |" in report
     # the shipped recipe verifies the trained model's statements against the waveform (eval.verify)
     assert metrics["verification"]["n_records"] == 3 and "Trained model, verification:" in report

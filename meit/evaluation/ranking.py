@@ -94,8 +94,9 @@ def bootstrap_auroc(scores: np.ndarray, labels: np.ndarray, *, resamples: int = 
         kept.append(int(values.size))
         low.append(float(np.percentile(values, tail)) if values.size else float("nan"))
         high.append(float(np.percentile(values, 100 - tail)) if values.size else float("nan"))
-    macro = np.nanmean(per_class[:, scored], axis=1) if scored.any() else np.empty(0)
-    macro = macro[~np.isnan(macro)]
+    # a resample in which no scored class has both outcomes has no macro value (small test sets): left out
+    block = per_class[:, scored]
+    macro = np.nanmean(block[~np.isnan(block).all(axis=1)], axis=1)
     out.update(low=low, high=high, kept=kept,
                macro_low=float(np.percentile(macro, tail)) if macro.size else float("nan"),
                macro_high=float(np.percentile(macro, 100 - tail)) if macro.size else float("nan"))
