@@ -144,4 +144,3 @@ def load_classifier(directory: str | Path) -> EcgClassifier | ReportModelFinding
     if (root / META_FILE).is_file() and not (root / CLASSIFIER_FILE).is_file():
         return ReportModelFindings(load_findings_reader(root))
     return EcgClassifier.from_pretrained(root)
-

@@ -81,7 +81,7 @@ def evaluate_classifier(model: EcgClassifier | ReportModelFindings, path: str, s
     out: dict[str, Any] = {"data": str(path), "split": split_name, "labels": list(model.labels),
                            "scored": REPORT_MODEL_SCORED if isinstance(model, ReportModelFindings) else "classifier",
                            "label_source": model.label_source, "skipped": dict(labels.skipped),
-                           "contract": model.contract.describe()}
+                           "contract": model.contract.describe(), "image_mode": model.contract.image_mode}
     for name, transform in conditions.items():
         dataset = LabelledEcgDataset(split, labels, transform)
         probabilities = predict(model, dataset, batch_size, progress=progress, desc=f"classify ({name})")
@@ -114,7 +114,7 @@ def results_markdown(metrics: dict[str, Any]) -> str:
         if scores is None:
             continue
         confidence = scores["bootstrap"]["confidence"]
-        clean = "clean pages" if "paper" in metrics["contract"] else "the ECGs as recorded"
+        clean = "clean pages" if str(metrics.get("image_mode", "")).startswith("paper-") else "the ECGs as recorded"
         title = clean if condition == "clean" else f"degraded pages ({scores.get('augmentations')})"
         lines += ["", f"## {title}: {scores['records']} records, AUROC [{confidence:.0%} bootstrap interval]", "",
                   "| label | positives | AUROC | shuffled-ECG control |", "|---|---|---|---|"]

@@ -216,6 +216,7 @@ def load_model(
     model.eval()
     return model
 
+
 def read_meta(folder: Path) -> dict[str, Any]:
     """``meit_model.json`` of an artifact folder, checked to be a format this meit reads."""
     meta_file = folder / META_FILE
