@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from meit.cli import main
+from meit.errors import ConfigError
 from meit.render import render_paper
-from meit.render.store import INDEX, SKIPPED, load_record, read_index
+from meit.render.store import FORMAT, INDEX, RECORDS, SKIPPED, VERSION, load_record, read_index
 
 
 def _render(*argv: str) -> int:
@@ -44,7 +45,7 @@ def test_a_split_becomes_pngs_sidecars_and_an_index(prepared_100hz, tmp_path, ca
     out = tmp_path / "rendered"
     assert _render(str(prepared_100hz), "--split", "test", "--out", str(out), "--limit", "3") == 0
     index = read_index(out)
-    assert index["counts"] == {"rows": 3, "rendered": 3, "skipped": 0, "skipped_by_reason": {}}
+    assert index["counts"] == {"rows": 3, "rendered": 3, "skipped": 0, "skipped_by_reason": {}, "resumed": 0}
     assert index["settings"]["layout"] == "3x4" and index["settings"]["dpi"] == 100
     assert index["source"]["split"] == "test" and index["source"]["content_hash"].startswith("sha256:")
     assert (out / ".meit-output.json").is_file() and (out / SKIPPED).read_text() == ""
@@ -67,7 +68,8 @@ def test_bad_records_are_skipped_and_accounted(with_bad_records, tmp_path, capsy
     out = tmp_path / "rendered"
     assert _render(str(data), "--out", str(out)) == 0
     index = read_index(out)
-    assert index["counts"] == {"rows": 4, "rendered": 2, "skipped": 2, "skipped_by_reason": {"bad_signal": 2}}
+    assert index["counts"] == {"rows": 4, "rendered": 2, "skipped": 2, "skipped_by_reason": {"bad_signal": 2},
+                               "resumed": 0}
     assert [e["id"] for e in index["records"]] == [ids[0], ids[3]]
     skipped = [json.loads(line) for line in (out / SKIPPED).read_text().splitlines()]
     assert [s["id"] for s in skipped] == [ids[1], ids[2]]
@@ -175,3 +177,67 @@ def test_encoding_mode_writes_arrays_and_previews(prepared_100hz, tmp_path):
 
     with Image.open(out / index["records"][0]["image"]) as preview:
         assert preview.size == (4 * 32, 3 * 32)
+
+
+def test_a_killed_render_goes_on_where_it_stopped(with_bad_records, tmp_path, monkeypatch):
+    """Killed after its third row, a split render leaves its staging folder; the next run with the same settings
+    renders only the rest, and its output equals an uninterrupted run's (bad rows accounted once)."""
+    from meit.render import Augmentation
+    from meit.render_jobs import split as split_job
+    from meit.render_jobs.one import RenderSettings
+
+    data, ids = with_bad_records
+    settings = RenderSettings(dpi=25, augmentation=Augmentation(noise=0.3), seed=3)
+    whole = split_job.render_split(data, "test", tmp_path / "whole", settings, progress=False)
+
+    real, calls = split_job.render_one, []
+
+    def dies_on_row_4(signal, fs, chosen, record_id):
+        calls.append(record_id)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # as a kill would: not a record error, the run stops
+        return real(signal, fs, chosen, record_id)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(split_job, "render_one", dies_on_row_4)
+    with pytest.raises(KeyboardInterrupt):
+        split_job.render_split(data, "test", out, settings, progress=False)
+    staging = split_job.staging_folder(out)
+    assert not out.exists() and len((staging / split_job.JOURNAL).read_text().splitlines()) == 3
+    calls.clear()
+    monkeypatch.setattr(split_job, "render_one", lambda *a: (calls.append(a[3]), real(*a))[1])
+    index = split_job.render_split(data, "test", out, settings, progress=False)
+    assert calls == [ids[3]] and index["counts"]["resumed"] == 3 and not staging.exists()
+    assert index["records"] == whole["records"] and index["counts"] == {**whole["counts"], "resumed": 3}
+    assert (out / SKIPPED).read_text() == (tmp_path / "whole" / SKIPPED).read_text()
+    for entry in whole["records"]:
+        assert (out / entry["image"]).read_bytes() == (tmp_path / "whole" / entry["image"]).read_bytes()
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "whole").iterdir())
+
+
+def test_a_staging_folder_of_other_settings_or_a_torn_journal_line_is_handled(prepared_100hz, tmp_path):
+    from meit.render_jobs import split as split_job
+    from meit.render_jobs.one import RenderSettings
+
+    out = tmp_path / "out"
+    staging = split_job.staging_folder(out)
+    staging.mkdir()
+    with pytest.raises(ConfigError, match=r"is not a `meit render` staging folder"):
+        split_job.render_split(prepared_100hz, "test", out, RenderSettings(dpi=25), limit=2, progress=False)
+    # a staging folder left by a run with other settings: started afresh
+    (staging / split_job.PARTIAL).write_text(json.dumps({"settings": "another run"}))
+    (staging / split_job.JOURNAL).write_text(json.dumps({"row": 0, "skipped": {"id": "x", "reason": "r"}}) + "\n")
+    index = split_job.render_split(prepared_100hz, "test", out, RenderSettings(dpi=25), limit=2, progress=False)
+    assert index["counts"]["resumed"] == 0 and index["counts"]["rendered"] == 2
+    # a journal whose last line a kill cut short: that row is rendered again
+    other = tmp_path / "other"
+    first = split_job.render_split(prepared_100hz, "test", tmp_path / "ref", RenderSettings(dpi=26), limit=2,
+                                   progress=False)
+    staging = split_job.staging_folder(other)
+    staging.mkdir()
+    run = {"format": FORMAT, "version": VERSION, "source": first["source"], "settings": first["settings"], "rows": 2}
+    (staging / split_job.PARTIAL).write_text(json.dumps(run) + "\n")
+    (staging / RECORDS).mkdir()
+    (staging / split_job.JOURNAL).write_text('{"row": 0, "ent')
+    index = split_job.render_split(prepared_100hz, "test", other, RenderSettings(dpi=26), limit=2, progress=False)
+    assert index["counts"]["resumed"] == 0 and index["records"] == first["records"]

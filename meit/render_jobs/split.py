@@ -1,17 +1,24 @@
 """``meit render DATA --split S --out OUT``: every record of a prepared split → images + sidecars + index.
 
-The folder is filled in a staging sibling and renamed into place when complete (:mod:`meit.publish`),
-so ``OUT`` is either absent, the previous complete output, or the new complete output. An existing
-output with the same source and settings is left as it is (the run does nothing); one with other
+The folder is filled in a staging sibling, ``.OUT.partial``, and renamed into place when complete
+(:mod:`meit.publish`), so ``OUT`` is either absent, the previous complete output, or the new complete output.
+The staging folder keeps a journal of the rows it has done: a run that is killed leaves it, and the next run with
+the same source and settings goes on from there (a staging folder of other settings is started afresh). An
+existing output with the same source and settings is left as it is (the run does nothing); one with other
 settings is replaced only with ``overwrite=True``; a folder meit did not write is never replaced.
 A record that cannot be rendered is skipped and listed in ``skipped.jsonl`` with its reason.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +27,7 @@ import numpy as np
 from meit import __version__
 from meit.data.dataset import load_split
 from meit.errors import ConfigError, DataError, MeitError
-from meit.publish import check_replaceable, staged_folder
+from meit.publish import check_replaceable, publish_folder
 from meit.render.store import FORMAT, INDEX, RECORDS, SKIPPED, VERSION, png_bytes, read_index, record_name
 from meit.render_jobs.one import RenderSettings, render_one
 
@@ -29,6 +36,10 @@ KIND = "rendered ECG images"
 EXIT_NOTHING_RENDERED = 7
 EXIT_UNEXPECTED_ERRORS = 8
 BATCH = 16
+#: in the staging folder, removed before it is published: what run it belongs to, and the rows it has done
+PARTIAL = "partial.json"
+JOURNAL = "journal.jsonl"
+LOCK = ".lock"
 
 
 def _source(data: Path, split: str, limit: int | None) -> dict[str, Any]:
@@ -67,15 +78,75 @@ def _rows(split: Any, batch: int = BATCH) -> Any:
         yield from zip(columns["id"], columns["ecg"], columns["fs"], strict=True)
 
 
+@dataclass
+class _Progress:
+    """What the staging folder already holds: index entries and skips in row order, the rows done, the names used."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    rows_done: set[int] = field(default_factory=set)
+    taken: set[str] = field(default_factory=set)
+
+
+def staging_folder(out: Path) -> Path:
+    """Where ``out`` is filled before it is published (a hidden sibling, so the rename is atomic)."""
+    return out.parent / f".{out.name}.partial"
+
+
+def _read_journal(journal: Path) -> _Progress:
+    done = _Progress()
+    if not journal.is_file():
+        return done
+    for line in journal.read_text(encoding="utf-8").splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            break  # the line a killed run was writing: that row is rendered again
+        done.rows_done.add(int(item["row"]))
+        if "entry" in item:
+            done.entries.append(item["entry"])
+            done.taken.add(Path(item["entry"]["image"]).stem)
+        else:
+            done.skipped.append(item["skipped"])
+    return done
+
+
+@contextlib.contextmanager
+def _staging(out: Path, run: dict[str, Any]) -> Iterator[tuple[Path, _Progress]]:
+    """The staging folder of this run, locked against a second writer: resumed when it belongs to the same
+    source and settings, else emptied. Yields it and what it already holds."""
+    tmp = staging_folder(out)
+    marker = tmp / PARTIAL
+    if tmp.exists() and not marker.is_file():
+        raise ConfigError(f"{tmp}: exists but is not a `meit render` staging folder (no {PARTIAL}); move it away")
+    tmp.mkdir(parents=True, exist_ok=True)
+    with open(tmp / LOCK, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"{out}: another `meit render` is writing it (its staging folder {tmp} is locked)") \
+                from None
+        try:
+            previous = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
+        except ValueError:
+            previous = None
+        if previous != run:
+            for child in tmp.iterdir():
+                if child.name != LOCK:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            (tmp / RECORDS).mkdir()
+            marker.write_text(json.dumps(run) + "\n", encoding="utf-8")
+        yield tmp, _read_journal(tmp / JOURNAL)
+
+
 def render_split(data: str | Path, split: str, out: str | Path, settings: RenderSettings, *,
                  limit: int | None = None, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
     """Render split ``split`` of the prepared dataset ``data`` into ``out``; returns the index.
 
-    The index's ``counts`` say how many rows were read, rendered and skipped (per reason); the returned
-    dict has ``"unchanged": True`` when an identical finished output was already there.
+    The index's ``counts`` say how many rows were read, rendered and skipped (per reason), and ``resumed`` how
+    many rows an interrupted earlier run had done; the returned dict has ``"unchanged": True`` when an identical
+    finished output was already there.
     """
-    from tqdm import tqdm
-
     data, out = Path(data).expanduser(), Path(out).expanduser()
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit {limit}: expected a positive number of records")
@@ -86,38 +157,58 @@ def render_split(data: str | Path, split: str, out: str | Path, settings: Render
         return {**done, "unchanged": True}
     rows = load_split(data, split, limit)
     started = time.perf_counter()
-    entries: list[dict[str, Any]] = []
-    skipped: list[dict[str, str]] = []
-    taken: set[str] = set()
-    with staged_folder(out, KIND, also_owned_if=(INDEX,)) as tmp:
-        (tmp / RECORDS).mkdir()
-        bar = tqdm(total=len(rows), unit="rec", desc=f"render {settings.mode}", disable=not progress,
-                   dynamic_ncols=True)
-        for record_id, ecg, fs in _rows(rows):
-            record_id = str(record_id)
-            try:
-                rendered = render_one(np.asarray(ecg), float(fs), settings, record_id)
-            except MeitError as err:
-                skipped.append({"id": record_id, "reason": "bad_signal", "detail": str(err)})
-            except Exception as err:  # a bug or an unforeseen input: accounted for, the run goes on
-                detail = f"{type(err).__name__}: {err}"
-                skipped.append({"id": record_id, "reason": "unexpected_error", "detail": detail})
-            else:
-                entries.append(_write(tmp, record_name(record_id, taken), rendered))
-            bar.update(1)
-        bar.close()
-        reasons = Counter(s["reason"] for s in skipped)
+    run = {"format": FORMAT, "version": VERSION, "source": source, "settings": recorded, "rows": len(rows)}
+    with _staging(out, run) as (tmp, state):
+        resumed = len(state.rows_done)
+        with (tmp / JOURNAL).open("a", encoding="utf-8") as journal:
+            _render_rows(rows, settings, tmp, state, journal, progress)
+        reasons = Counter(s["reason"] for s in state.skipped)
         index = {
             "format": FORMAT, "version": VERSION, "meit_version": __version__, "source": source,
             "settings": recorded,
-            "counts": {"rows": len(rows), "rendered": len(entries), "skipped": len(skipped),
-                       "skipped_by_reason": dict(sorted(reasons.items()))},
+            "counts": {"rows": len(rows), "rendered": len(state.entries), "skipped": len(state.skipped),
+                       "skipped_by_reason": dict(sorted(reasons.items())), "resumed": resumed},
             "seconds": round(time.perf_counter() - started, 3),
-            "records": entries,
+            "records": state.entries,
         }
-        (tmp / SKIPPED).write_text("".join(json.dumps(s) + "\n" for s in skipped), encoding="utf-8")
+        (tmp / SKIPPED).write_text("".join(json.dumps(s) + "\n" for s in state.skipped), encoding="utf-8")
         (tmp / INDEX).write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
+        for name in (JOURNAL, PARTIAL, LOCK):  # the lock holds while its file is gone, until the rename
+            (tmp / name).unlink()
+        publish_folder(tmp, out, KIND, also_owned_if=(INDEX,))
     return index
+
+
+def _render_rows(rows: Any, settings: RenderSettings, tmp: Path, state: _Progress, journal: Any,
+                 progress: bool) -> None:
+    """Render every row the staging folder lacks, journalling each one after its files are written."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(rows), initial=len(state.rows_done), unit="rec", desc=f"render {settings.mode}",
+               disable=not progress, dynamic_ncols=True)
+    for row, (record_id, ecg, fs) in enumerate(_rows(rows)):
+        if row in state.rows_done:
+            continue
+        record_id = str(record_id)
+        item: dict[str, Any] = {"row": row}
+        try:
+            rendered = render_one(np.asarray(ecg), float(fs), settings, record_id)
+        except MeitError as err:
+            item["skipped"] = {"id": record_id, "reason": "bad_signal", "detail": str(err)}
+        except Exception as err:  # a bug or an unforeseen input: accounted for, the run goes on
+            detail = f"{type(err).__name__}: {err}"
+            item["skipped"] = {"id": record_id, "reason": "unexpected_error", "detail": detail}
+        else:
+            item["entry"] = _write(tmp, record_name(record_id, state.taken), rendered)
+        # the row's files are written before its journal line: a killed run redoes at most this row
+        journal.write(json.dumps(item) + "\n")
+        journal.flush()
+        if "entry" in item:
+            state.entries.append(item["entry"])
+        else:
+            state.skipped.append(item["skipped"])
+        bar.update(1)
+    bar.close()
 
 
 def _write(folder: Path, name: str, rendered: Any) -> dict[str, Any]:
