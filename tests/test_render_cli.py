@@ -215,7 +215,21 @@ def test_a_killed_render_goes_on_where_it_stopped(with_bad_records, tmp_path, mo
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "whole").iterdir())
 
 
-def test_a_staging_folder_of_other_settings_or_a_torn_journal_line_is_handled(prepared_100hz, tmp_path):
+def _dies_on_call(n: int, render_one):
+    """``render_one`` that is interrupted on its ``n``-th call, as a kill would interrupt a run."""
+    calls = []
+
+    def render(*args):
+        calls.append(args[3])
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return render_one(*args)
+
+    return render
+
+
+def test_a_staging_folder_of_other_settings_or_a_torn_journal_line_is_handled(prepared_100hz, tmp_path,
+                                                                              monkeypatch):
     from meit.render_jobs import split as split_job
     from meit.render_jobs.one import RenderSettings
 
@@ -239,5 +253,10 @@ def test_a_staging_folder_of_other_settings_or_a_torn_journal_line_is_handled(pr
     (staging / split_job.PARTIAL).write_text(json.dumps(run) + "\n")
     (staging / RECORDS).mkdir()
     (staging / split_job.JOURNAL).write_text('{"row": 0, "ent')
+    with pytest.raises(KeyboardInterrupt), monkeypatch.context() as patched:
+        patched.setattr(split_job, "render_one", _dies_on_call(2, split_job.render_one))
+        split_job.render_split(prepared_100hz, "test", other, RenderSettings(dpi=26), limit=2, progress=False)
+    # the torn line was cut off before row 0's line was appended
+    assert [json.loads(x)["row"] for x in (staging / split_job.JOURNAL).read_text().splitlines()] == [0]
     index = split_job.render_split(prepared_100hz, "test", other, RenderSettings(dpi=26), limit=2, progress=False)
-    assert index["counts"]["resumed"] == 0 and index["records"] == first["records"]
+    assert index["counts"]["resumed"] == 1 and index["records"] == first["records"]

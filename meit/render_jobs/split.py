@@ -97,11 +97,16 @@ def _read_journal(journal: Path) -> _Progress:
     done = _Progress()
     if not journal.is_file():
         return done
-    for line in journal.read_text(encoding="utf-8").splitlines():
+    lines = journal.read_text(encoding="utf-8").splitlines(keepends=True)
+    for number, line in enumerate(lines):
         try:
             item = json.loads(line)
         except ValueError:
-            break  # the line a killed run was writing: that row is rendered again
+            item = None
+        if item is None or not line.endswith("\n"):
+            # the line a killed run was writing: cut it off (the next lines are appended after it), redo its row
+            journal.write_text("".join(lines[:number]), encoding="utf-8")
+            break
         done.rows_done.add(int(item["row"]))
         if "entry" in item:
             done.entries.append(item["entry"])
