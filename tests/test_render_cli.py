@@ -191,20 +191,12 @@ def test_a_killed_render_goes_on_where_it_stopped(with_bad_records, tmp_path, mo
     whole = split_job.render_split(data, "test", tmp_path / "whole", settings, progress=False)
 
     real, calls = split_job.render_one, []
-
-    def dies_on_row_4(signal, fs, chosen, record_id):
-        calls.append(record_id)
-        if len(calls) == 4:
-            raise KeyboardInterrupt  # as a kill would: not a record error, the run stops
-        return real(signal, fs, chosen, record_id)
-
     out = tmp_path / "out"
-    monkeypatch.setattr(split_job, "render_one", dies_on_row_4)
+    monkeypatch.setattr(split_job, "render_one", _dies_on_call(4, real))  # not a record error: the run stops
     with pytest.raises(KeyboardInterrupt):
         split_job.render_split(data, "test", out, settings, progress=False)
     staging = split_job.staging_folder(out)
     assert not out.exists() and len((staging / split_job.JOURNAL).read_text().splitlines()) == 3
-    calls.clear()
     monkeypatch.setattr(split_job, "render_one", lambda *a: (calls.append(a[3]), real(*a))[1])
     index = split_job.render_split(data, "test", out, settings, progress=False)
     assert calls == [ids[3]] and index["counts"]["resumed"] == 3 and not staging.exists()
