@@ -25,10 +25,9 @@ from meit.training.setup import resolve_mixed_precision
 log = logging.getLogger(__name__)
 #: bootstrap resamples of the encoder-alone findings AUROC in the report
 ENCODER_BOOTSTRAP = 200
-
-#: controls the trained model is evaluated with, and their rows in report.md
 #: length of the synthetic records when the recipe leaves data.seconds to the data
 SYNTH_SECONDS = 10.0
+#: controls the trained model is evaluated with, and their rows in report.md
 QUICKSTART_CONTROLS: dict[str, str] = {"shuffled": "trained · shuffled ECG", "zeros": "trained · zeros ECG"}
 
 
@@ -253,6 +252,7 @@ def encoder_sentence(summary: dict[str, Any]) -> str:
     enc = summary.get("encoder_findings")
     if not enc:
         return "The encoder was not scored alone (the model has no findings head: model.finding_head=false)."
+
     def fmt(value: Any) -> str:
         return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
 
