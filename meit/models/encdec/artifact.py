@@ -20,8 +20,6 @@ from meit.errors import ConfigError, ModelError
 from meit.models.encdec.decoders import build_decoder
 from meit.models.loading import load_tokenizer
 from meit.models.model_artifact import (
-    ARTIFACT_FORMAT,
-    ARTIFACT_VERSION,
     ENCODER_FILE,
     FINDING_HEAD_FILE,
     LOAD_OVERRIDES,
@@ -29,6 +27,7 @@ from meit.models.model_artifact import (
     load_encoder_and_head,
     load_strict,
     module_states,
+    read_meta,
     shared_meta,
 )
 from meit.publish import staged_folder
@@ -79,16 +78,9 @@ def load_encdec(cls: Any, directory: str | Path, *, device: str | torch.device |
 
     folder = Path(directory)
     meta_file = folder / META_FILE
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (OSError, ValueError) as err:
-        raise ModelError(f"{folder} is not a readable meit model artifact ({meta_file}: {err})") from err
-    if meta.get("format") != ARTIFACT_FORMAT or meta.get("architecture") != ARCHITECTURE:
-        raise ModelError(f"{meta_file} is not an encdec artifact (format {meta.get('format')!r}, "
-                         f"architecture {meta.get('architecture')!r})")
-    if meta.get("format_version", 0) > ARTIFACT_VERSION:
-        raise ModelError(f"{meta_file}: artifact format v{meta.get('format_version')} is newer than this meit reads "
-                         f"(v{ARTIFACT_VERSION})")
+    meta = read_meta(folder)  # a meit artifact of a format this meit reads
+    if meta.get("architecture") != ARCHITECTURE:
+        raise ModelError(f"{meta_file} is not an encdec artifact (architecture {meta.get('architecture')!r})")
     bad = set(overrides) - LOAD_OVERRIDES
     if bad:
         raise ConfigError(f"cannot override {sorted(bad)} when loading an artifact (allowed: {sorted(LOAD_OVERRIDES)})")
