@@ -119,20 +119,20 @@ class ReportModelFindings(nn.Module):
 
     label_source = "report-findings"  # the head learnt the findings the extractor reads in each report
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: nn.Module) -> None:
         super().__init__()
         self.reader = reader
-        self.encoder = reader.encoder
-        self.head = reader.head
-        self.labels = tuple(reader.labels)
-        self.encoder_name = reader.encoder_name
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.reader.labels)
 
     @property
     def contract(self) -> Any:
-        return self.encoder.contract
+        return self.reader.encoder.contract
 
     def forward(self, ecg: torch.Tensor) -> torch.Tensor:
-        return self.reader.logits(ecg)
+        return self.reader(ecg)
 
 
 def load_classifier(directory: str | Path) -> EcgClassifier | ReportModelFindings:

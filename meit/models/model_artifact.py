@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -234,19 +233,17 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-@dataclass
-class FindingsReader:
-    """A report model's encoder and findings head, without its LLM or decoder: what the encoder alone reads in
-    an ECG, scored like a classifier (``meit classify eval``), so a report model that ignores its ECG can be told
-    apart from one whose encoder never learnt to read it."""
+class FindingsReader(nn.Module):
+    """A report model's encoder and findings head, without its LLM or decoder: ``forward(ecg) -> logits``, what the
+    encoder alone reads in an ECG, scored like a classifier (``meit classify eval``), so a report model that ignores
+    its ECG can be told apart from one whose encoder never learnt to read it."""
 
-    encoder: nn.Module
-    head: nn.Module
-    labels: list[str]
-    pooled: bool  # the features the head was trained on: the pooled vector or the mean of the time tokens
-    encoder_name: str
+    def __init__(self, encoder: nn.Module, head: nn.Module, labels: list[str], pooled: bool) -> None:
+        super().__init__()
+        self.encoder, self.head, self.labels = encoder, head, list(labels)
+        self.pooled = pooled  # the features the head was trained on: the pooled vector or the mean of the time tokens
 
-    def logits(self, ecg: torch.Tensor) -> torch.Tensor:
+    def forward(self, ecg: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(ecg, pooled=self.pooled).mean(dim=1))
 
 
@@ -265,8 +262,7 @@ def load_findings_reader(directory: str | Path) -> FindingsReader:
         raise ModelError(f"{folder}: no findings head was loaded")
     # the encdec baseline's head reads the mean of the time tokens; the LLM model's what its projector reads
     pooled = meta.get("architecture") != "encdec" and encoder_pools(int(meta.get("num_ecg_tokens", 1)), cfg.projector)
-    return FindingsReader(encoder=encoder.eval(), head=head.eval(), labels=labels, pooled=pooled,
-                          encoder_name=cfg.encoder)
+    return FindingsReader(encoder, head, labels, pooled).eval()
 
 
 def load_encoder_and_head(folder: Path, meta: dict[str, Any], meta_file: Path, cfg: ModelConfig,
