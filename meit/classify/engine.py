@@ -133,13 +133,13 @@ def train_classifier(recipe: ClassifyRecipe, *, progress: bool = True) -> Classi
     torch.manual_seed(recipe.seed)
     contract = recipe.ecg.contract(recipe.data)
     target_split, target_labels = labelled_split(target, recipe.data.train_split, recipe.data.labels, None,
-                                      recipe.data.min_positives, recipe.data.max_train_samples)
+                                                 recipe.data.min_positives, recipe.data.max_train_samples)
     stages: list[StageResult] = []
     first = recipe.stage1
     if first.path:
         source = first.labels or recipe.data.labels
         first_split, first_labels = labelled_split(first.path, recipe.data.train_split, source, None,
-                                         recipe.data.min_positives, recipe.data.max_train_samples)
+                                                   recipe.data.min_positives, recipe.data.max_train_samples)
         model = EcgClassifier.build(recipe.ecg.encoder, contract, first_labels.names, source,
                                     dropout=recipe.train.head_dropout, checkpoint=recipe.ecg.checkpoint)
         stages.append(_run_stage(recipe, model, first.path, first_split, first_labels, output_dir / "stage1",
