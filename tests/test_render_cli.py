@@ -252,3 +252,22 @@ def test_a_staging_folder_of_other_settings_or_a_torn_journal_line_is_handled(pr
     assert [json.loads(x)["row"] for x in (staging / split_job.JOURNAL).read_text().splitlines()] == [0]
     index = split_job.render_split(prepared_100hz, "test", other, RenderSettings(dpi=26), limit=2, progress=False)
     assert index["counts"]["resumed"] == 1 and index["records"] == first["records"]
+
+
+def test_a_second_writer_of_the_same_output_is_refused(prepared_100hz, tmp_path):
+    from filelock import FileLock
+
+    from meit.render_jobs import split as split_job
+    from meit.render_jobs.one import RenderSettings
+
+    out = tmp_path / "out"
+    staging = split_job.staging_folder(out)
+    staging.mkdir()
+    (staging / split_job.PARTIAL).write_text("{}\n")
+    # as a running render holds it
+    with FileLock(str(staging / split_job.LOCK)), pytest.raises(ConfigError, match=r"another `meit render` is writing"):
+        split_job.render_split(prepared_100hz, "test", out, RenderSettings(dpi=25), limit=1, progress=False)
+    assert not out.exists()
+    index = split_job.render_split(prepared_100hz, "test", out, RenderSettings(dpi=25), limit=1, progress=False)
+    assert index["counts"]["rendered"] == 1 and not staging.exists() and not (out / split_job.LOCK).exists()
+

@@ -12,7 +12,6 @@ A record that cannot be rendered is skipped and listed in ``skipped.jsonl`` with
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import shutil
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from meit import __version__
 from meit.data.dataset import load_split
@@ -125,12 +125,12 @@ def _staging(out: Path, run: dict[str, Any]) -> Iterator[tuple[Path, _Progress]]
     if tmp.exists() and not marker.is_file():
         raise ConfigError(f"{tmp}: exists but is not a `meit render` staging folder (no {PARTIAL}); move it away")
     tmp.mkdir(parents=True, exist_ok=True)
-    with open(tmp / LOCK, "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(f"{out}: another `meit render` is writing it (its staging folder {tmp} is locked)") \
-                from None
+    lock = FileLock(str(tmp / LOCK), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(f"{out}: another `meit render` is writing it (its staging folder {tmp} is locked)") from None
+    try:
         try:
             previous = json.loads(marker.read_text(encoding="utf-8")) if marker.is_file() else None
         except ValueError:
@@ -142,6 +142,8 @@ def _staging(out: Path, run: dict[str, Any]) -> Iterator[tuple[Path, _Progress]]
             (tmp / RECORDS).mkdir()
             marker.write_text(json.dumps(run) + "\n", encoding="utf-8")
         yield tmp, _read_journal(tmp / JOURNAL)
+    finally:
+        lock.release()
 
 
 def render_split(data: str | Path, split: str, out: str | Path, settings: RenderSettings, *,
