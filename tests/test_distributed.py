@@ -209,7 +209,7 @@ def test_classify_on_two_processes_follows_one_process(tmp_path, prepared_100hz)
     runs = {}
     for name, prefix, accumulation, env in (
             ("one", [sys.executable, "-m", "meit"], 2, {}),
-            ("two", [*ACCELERATE_CPU, "--main_process_port", "29561", "-m", "meit.cli"], 1,
+            ("two", [*ACCELERATE_CPU, "--main_process_port", str(_free_port()), "-m", "meit.cli"], 1,
              {"ACCELERATE_USE_CPU": "1"})):
         out = subprocess.run([*prefix, *common, f"train.grad_accum={accumulation}", f"output_dir={tmp_path / name}"],
                              capture_output=True, text=True, env=_env(**env), timeout=900, cwd=ROOT)
