@@ -42,3 +42,21 @@ def test_the_declared_floor_is_the_tested_release(package):
     assert _minor(floors[package]) == _minor(installed), (
         f"pyproject.toml says {package}>={floors[package]} but the suite runs {installed}: "
         "set the floor to the release that is tested")
+
+
+def _pins() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "scripts" / "constraints.txt").read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)==([0-9][0-9.]*)\s*$", line.split("#")[0].strip())
+        if match:
+            pins[match.group(1).lower()] = match.group(2)
+    return pins
+
+
+@pytest.mark.parametrize("package", CHECKED[1:])  # torch is pinned in scripts/install.sh itself (CPU build)
+def test_the_install_pins_the_release_the_floor_names(package):
+    pins = _pins()
+    assert package in pins, f"scripts/constraints.txt pins no release of {package}"
+    assert _minor(pins[package]) == _minor(_floors()[package]), (
+        f"scripts/constraints.txt pins {package}=={pins[package]} but pyproject.toml says "
+        f"{package}>={_floors()[package]}: move them together")

@@ -132,7 +132,7 @@ def _explicit_kv_reference(model: MeitModel, r, split_kv):
             cache.update(k, v, i)
         model._kv.clear()
         L = ids.shape[1]
-        out = hf(input_ids=ids[:, 1:], attention_mask=am, past_key_values=cache,
+        out = hf(input_ids=ids[:, 1:], attention_mask=am, cache=cache,
                  position_ids=torch.arange(1, L).unsqueeze(0), use_cache=True)
     return out.logits
 
