@@ -63,3 +63,22 @@ backbones:
     assert {(r["backbone"], r["perturbation"]) for r in sweep} >= {("tiny-opt", "clean"), ("tiny-opt", "dropout")}
     assert (out / "figures" / "robustness_rouge_l.png").stat().st_size > 5000
     assert "bench: mini" in capsys.readouterr().out
+
+    # re-running one row (--only) keeps every other row of the earlier run, in the suite's order
+    before = rows
+    code = main(["bench", str(suite), "--only", "tiny-qwen3", "--no-progress"])
+    assert code == 0
+    with open(out / "results.csv") as handle:
+        after = list(csv.DictReader(handle))
+    assert [r["backbone"] for r in after] == ["tiny-opt", "tiny-qwen3", "tiny-opt-seed2", "broken"]
+    after = {r["backbone"]: r for r in after}
+    for name in ("tiny-opt", "tiny-opt-seed2"):
+        for key in ("bleu_4", "clinical_micro_f1", "shuffled_clinical_micro_f1", "seconds_per_step", "total_params"):
+            assert float(after[name][key]) == float(before[name][key]), (name, key)
+    assert after["tiny-opt-seed2"]["repeat_of"] == "tiny-opt" and after["broken"]["status"] == "failed"
+    assert after["tiny-qwen3"]["status"] == "ok"
+    table = (out / "results.md").read_text()
+    assert "| tiny-opt | ok |" in table and "Seed-to-seed spread" in table
+    with open(out / "robustness.csv") as handle:
+        assert {(r["backbone"], r["perturbation"]) for r in csv.DictReader(handle)} >= {
+            ("tiny-opt", "clean"), ("tiny-qwen3", "dropout")}

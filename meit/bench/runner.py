@@ -7,6 +7,7 @@ import json
 import logging
 import shlex
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,12 @@ def prepare_data(suite: Suite, suite_dir: Path, progress: bool = True) -> Path:
                               source=suite.synth.source, workers=2, progress=progress)
 
 
-def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Train and evaluate each backbone in turn; one failing backbone is recorded, the rest go on."""
+def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True,
+                   kept: Kept | None = None) -> list[dict[str, Any]]:
+    """Train and evaluate each backbone in turn; one failing backbone is recorded, the rest go on.
+
+    ``kept``: rows of backbones not run now (``--only``), written back beside the new ones in suite order.
+    """
     from meit.evaluation.perturb import parse_perturbations
     from meit.evaluation.runner import evaluate_model, evaluate_robustness
     from meit.models import MeitModel
@@ -104,8 +109,34 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True) -> list
             row.update(status="failed", error=f"{type(err).__name__}: {err}")
         row["seconds"] = round(time.time() - started, 1)
         rows.append(row)
-        write_results(suite, rows, robustness)
+        if kept is None:
+            write_results(suite, rows, robustness)
+        else:
+            write_results(suite, *kept.merge(rows, robustness))
     return rows
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What an earlier run of the suite recorded for the backbones a partial re-run (``--only``) leaves alone."""
+
+    order: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+    robustness: tuple[dict[str, Any], ...]
+
+    @classmethod
+    def read(cls, suite: Suite, rerun: set[str]) -> Kept:
+        out = Path(suite.output_dir)
+        rows = [row for row in read_rows(out / "results.csv") if row.get("backbone") not in rerun]
+        robustness = [row for row in read_robustness(out / "robustness.csv") if row.get("backbone") not in rerun]
+        return cls(tuple(b.name for b in suite.backbones), tuple(rows), tuple(robustness))
+
+    def merge(self, rows: list[dict[str, Any]], robustness: list[dict[str, Any]]
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Kept and new rows together, in the suite's order (rows of backbones no longer in it come last)."""
+        position = {name: index for index, name in enumerate(self.order)}
+        merged = sorted([*self.rows, *rows], key=lambda row: position.get(row["backbone"], len(position)))
+        return merged, [*self.robustness, *robustness]
 
 
 def emit_jobs(suite: Suite, suite_dir: Path, launcher: str) -> list[Path]:
@@ -153,17 +184,24 @@ def collect(suite: Suite) -> list[dict[str, Any]]:
 
 def read_robustness(path: Path) -> list[dict[str, Any]]:
     """The rows ``evaluate_robustness`` wrote to ``robustness.csv`` (numbers as numbers); none if absent."""
+    return read_rows(path)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a CSV this module wrote (numbers as numbers, empty cells dropped); none if the file is absent."""
     if not path.is_file():
         return []
     with open(path, newline="") as handle:
-        return [{key: _number(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+        return [{key: _number(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)]
 
 
 def _number(text: str) -> Any:
-    try:
-        return float(text)
-    except ValueError:
-        return text
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def write_results(suite: Suite, rows: list[dict[str, Any]], robustness: list[dict[str, Any]] | None = None) -> None:

@@ -25,7 +25,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--launcher", default=OPTION_DEFAULTS["launcher"],
                         help="launcher prefix for --mode emit (default: 'accelerate launch')")
     parser.add_argument("--only", nargs="*", default=OPTION_DEFAULTS["only"],
-                        help="run only these backbones of the suite")
+                        help="run only these backbones of the suite (the other rows of an earlier run stay in "
+                             "results.md)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -40,21 +41,23 @@ def run(args: argparse.Namespace) -> int:
     """Run, emit or collect ``args.suite``; 1 when any backbone did not finish ok."""
     from pathlib import Path
 
-    from meit.bench.runner import collect, emit_jobs, run_sequential
+    from meit.bench.runner import Kept, collect, emit_jobs, run_sequential
     from meit.bench.suite import load_suite
     from meit.errors import ConfigError
 
     suite, suite_dir = load_suite(args.suite)
+    kept = None
     if args.only:
         unknown = sorted(set(args.only) - {b.name for b in suite.backbones})
         if unknown:
             raise ConfigError(f"--only names backbones not in the suite: {unknown}")
+        kept = Kept.read(suite, set(args.only))  # the other rows of an earlier run stay in results.md
         suite = suite.model_copy(update={"backbones": [b for b in suite.backbones if b.name in args.only]})
     if args.mode == "emit":
         for script in emit_jobs(suite, suite_dir, args.launcher):
             print(script)
         return 0
-    rows = collect(suite) if args.mode == "collect" else run_sequential(suite, suite_dir, not args.no_progress)
+    rows = collect(suite) if args.mode == "collect" else run_sequential(suite, suite_dir, not args.no_progress, kept)
     print((Path(suite.output_dir) / "results.md").read_text())
     return 0 if all(r.get("status") == "ok" for r in rows) else 1
 
