@@ -208,8 +208,9 @@ def test_the_benchmark_runs_its_rows_and_writes_the_table(tmp_path, prepared_100
                  "--signal-encoder", "resnet1d-tiny", "--image-encoder", "resnet-toy-image", "--only", "1", "5", "8",
                  "--test-split", "train", "--no-progress"]) == 0
     results = json.loads((tmp_path / "bench" / "results.json").read_text())
-    assert [r["row"] for r in results] == ["signal (resnet1d-tiny)", "paper, augmentation 0.5 + denoising",
-                                           "paper, aug 0.5 + denoising, synth → real (two stages)"]
+    assert [r["row"] for r in results] == [
+        "signal (resnet1d-tiny)", "paper (resnet-toy-image), augmentation 0.5 + denoising",
+        "paper (resnet-toy-image), aug 0.5 + denoising, synth → real (two stages)"]
     assert len(results[2]["metrics"]["training"]) == 2  # the two-stage row ran both stages
     text = (tmp_path / "bench" / "results.md").read_text()
     assert text.count("\n| synth") == 2 and text.count("\n| real") == 1

@@ -36,22 +36,22 @@ class Row:
     stage1: bool = False
 
 
-def _rows(image_size: str, signal_encoder: str = "resnet1d-18", image_encoder: str = "convnext-atto-image"
+def _rows(image_size: str, signal_encoder: str = "resnet1d-18", image_encoder: str = "resnet18-image"
           ) -> list[Row]:
     signal = (f"ecg.encoder={signal_encoder}", "ecg.normalisation=zscore")
     paper = (f"ecg.encoder={image_encoder}", "ecg.normalisation=none", "ecg.image_mode=paper-3x4",
              f"ecg.image_size={image_size}")
     return [
         Row(f"signal ({signal_encoder})", "synth", signal),
-        Row("paper, no augmentation", "synth", (*paper, "ecg.image_augment={}")),
-        Row("paper, augmentation 0.5", "synth", (*paper, f"ecg.image_augment={_all(0.5)}")),
-        Row("paper, augmentation 1.0", "synth", (*paper, f"ecg.image_augment={_all(1.0)}")),
-        Row("paper, augmentation 0.5 + denoising", "synth",
+        Row(f"paper ({image_encoder}), no augmentation", "synth", (*paper, "ecg.image_augment={}")),
+        Row(f"paper ({image_encoder}), augmentation 0.5", "synth", (*paper, f"ecg.image_augment={_all(0.5)}")),
+        Row(f"paper ({image_encoder}), augmentation 1.0", "synth", (*paper, f"ecg.image_augment={_all(1.0)}")),
+        Row(f"paper ({image_encoder}), augmentation 0.5 + denoising", "synth",
             (*paper, f"ecg.image_augment={_all(0.5)}", "ecg.image_denoise=grid+flatten")),
         Row(f"signal ({signal_encoder})", "real", signal),
-        Row("paper, aug 0.5 + denoising, real only", "real",
+        Row(f"paper ({image_encoder}), aug 0.5 + denoising, real only", "real",
             (*paper, f"ecg.image_augment={_all(0.5)}", "ecg.image_denoise=grid+flatten")),
-        Row("paper, aug 0.5 + denoising, synth → real (two stages)", "real",
+        Row(f"paper ({image_encoder}), aug 0.5 + denoising, synth → real (two stages)", "real",
             (*paper, f"ecg.image_augment={_all(0.5)}", "ecg.image_denoise=grid+flatten"), stage1=True),
     ]
 
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-split", default="test")
     parser.add_argument("--only", nargs="*", type=int, help="row numbers (1-based) to run")
     parser.add_argument("--signal-encoder", default="resnet1d-18")
-    parser.add_argument("--image-encoder", default="convnext-atto-image")
+    parser.add_argument("--image-encoder", default="resnet18-image")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
