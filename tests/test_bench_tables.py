@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meit.bench.runner import collect, emit_jobs
+from meit.bench.runner import Kept, collect, emit_jobs, read_rows
 from meit.bench.suite import load_suite
 from meit.config import load_recipe
 from meit.errors import ConfigError
@@ -170,3 +170,36 @@ backbones:
     shared, mine = (entry_recipe(suite, e, suite_dir, tmp_path / "data") for e in suite.backbones)
     assert (shared.seed, mine.seed) == (42, 7)
     assert shared.train.max_steps == mine.train.max_steps == 3 and mine.model.llm == "tiny-opt"
+
+
+def test_a_partial_rerun_replaces_rows_by_name_and_loses_nothing_when_it_stops_early(tmp_path):
+    """``--only A B`` dying after A: B's earlier row stays; names that look like numbers stay names."""
+    out = tmp_path / "bench"
+    suite, _ = load_suite(_suite(tmp_path, f"""
+name: demo
+base_recipe: recipes/quickstart.yaml
+output_dir: {out}
+data_path: {tmp_path / 'data'}
+backbones:
+  - name: "2024"
+  - name: "007"
+    repeat_of: "2024"
+  - name: tiny-llama
+"""))
+    out.mkdir()
+    (out / "results.csv").write_text(
+        "backbone,status,bleu_4,repeat_of,error\n2024,ok,0.1,,\n007,ok,0.2,2024,\ntiny-llama,failed,,,ValueError: 3\n")
+    (out / "robustness.csv").write_text("backbone,perturbation,level,rouge_l\n2024,clean,0,0.5\n007,clean,0,0.4\n")
+    earlier = read_rows(out / "results.csv")
+    assert [r["backbone"] for r in earlier] == ["2024", "007", "tiny-llama"]
+    assert earlier[1]["repeat_of"] == "2024" and earlier[2]["error"] == "ValueError: 3" and earlier[0]["bleu_4"] == 0.1
+    kept = Kept.read(suite)
+    # the re-run of 007 and tiny-llama got as far as tiny-llama
+    rows, robustness = kept.merge([{"backbone": "tiny-llama", "status": "ok", "bleu_4": 0.3}], [])
+    assert [(r["backbone"], r["status"]) for r in rows] == [("2024", "ok"), ("007", "ok"), ("tiny-llama", "ok")]
+    assert rows[1]["bleu_4"] == 0.2 and [r["backbone"] for r in robustness] == ["2024", "007"]
+    # then 007 arrives with its sweep: its earlier row and sweep are replaced, in the suite's order
+    rows, robustness = kept.merge([{"backbone": "tiny-llama", "status": "ok"}, {"backbone": "007", "status": "ok",
+                                   "bleu_4": 0.25}], [{"backbone": "007", "perturbation": "clean", "rouge_l": 0.45}])
+    assert [r["backbone"] for r in rows] == ["2024", "007", "tiny-llama"] and rows[1]["bleu_4"] == 0.25
+    assert [(r["backbone"], r["rouge_l"]) for r in robustness] == [("2024", 0.5), ("007", 0.45)]

@@ -109,34 +109,38 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True,
             row.update(status="failed", error=f"{type(err).__name__}: {err}")
         row["seconds"] = round(time.time() - started, 1)
         rows.append(row)
-        if kept is None:
-            write_results(suite, rows, robustness)
-        else:
-            write_results(suite, *kept.merge(rows, robustness))
+        write_results(suite, *(kept.merge(rows, robustness) if kept else (rows, robustness)))
     return rows
 
 
 @dataclass(frozen=True)
 class Kept:
-    """What an earlier run of the suite recorded for the backbones a partial re-run (``--only``) leaves alone."""
+    """What an earlier run of the suite recorded, for a partial re-run (``--only``) to write back beside its rows.
+
+    A backbone's earlier row (and robustness rows) stay until its new row arrives, so a re-run that dies half-way
+    loses nothing of the earlier table.
+    """
 
     order: tuple[str, ...]
     rows: tuple[dict[str, Any], ...]
     robustness: tuple[dict[str, Any], ...]
 
     @classmethod
-    def read(cls, suite: Suite, rerun: set[str]) -> Kept:
+    def read(cls, suite: Suite) -> Kept:
         out = Path(suite.output_dir)
-        rows = [row for row in read_rows(out / "results.csv") if row.get("backbone") not in rerun]
-        robustness = [row for row in read_robustness(out / "robustness.csv") if row.get("backbone") not in rerun]
-        return cls(tuple(b.name for b in suite.backbones), tuple(rows), tuple(robustness))
+        return cls(tuple(b.name for b in suite.backbones), tuple(read_rows(out / "results.csv")),
+                   tuple(read_robustness(out / "robustness.csv")))
 
     def merge(self, rows: list[dict[str, Any]], robustness: list[dict[str, Any]]
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Kept and new rows together, in the suite's order (rows of backbones no longer in it come last)."""
+        """Earlier rows, each replaced by a new row of the same backbone, in the suite's order (rows of backbones
+        no longer in it come last)."""
+        new = {row["backbone"] for row in rows}
         position = {name: index for index, name in enumerate(self.order)}
-        merged = sorted([*self.rows, *rows], key=lambda row: position.get(row["backbone"], len(position)))
-        return merged, [*self.robustness, *robustness]
+        merged = sorted([*(r for r in self.rows if r.get("backbone") not in new), *rows],
+                        key=lambda row: position.get(row["backbone"], len(position)))
+        swept = {row["backbone"] for row in robustness}
+        return merged, [*(r for r in self.robustness if r.get("backbone") not in swept | new), *robustness]
 
 
 def emit_jobs(suite: Suite, suite_dir: Path, launcher: str) -> list[Path]:
@@ -166,8 +170,9 @@ def emit_jobs(suite: Suite, suite_dir: Path, launcher: str) -> list[Path]:
     return scripts
 
 
-def collect(suite: Suite) -> list[dict[str, Any]]:
-    """Rows from each backbone's ``eval/metrics.json`` (after emitted jobs have run), robustness included."""
+def collect(suite: Suite, kept: Kept | None = None) -> list[dict[str, Any]]:
+    """Rows from each backbone's ``eval/metrics.json`` (after emitted jobs have run), robustness included;
+    ``kept``: an earlier table the collected rows are written into (``--only``)."""
     rows, robustness = [], []
     for entry in suite.backbones:
         folder = Path(suite.output_dir) / entry.name / "eval"
@@ -178,7 +183,7 @@ def collect(suite: Suite) -> list[dict[str, Any]]:
             robustness.extend({"backbone": entry.name, **row} for row in read_robustness(folder / "robustness.csv"))
         else:
             rows.append({"backbone": entry.name, "status": "missing"})
-    write_results(suite, rows, robustness)
+    write_results(suite, *(kept.merge(rows, robustness) if kept else (rows, robustness)))
     return rows
 
 
@@ -187,12 +192,17 @@ def read_robustness(path: Path) -> list[dict[str, Any]]:
     return read_rows(path)
 
 
+#: columns that hold names or messages, never numbers (a backbone may be called ``2024``)
+TEXT_COLUMNS = frozenset({"backbone", "repeat_of", "status", "error", "perturbation"})
+
+
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """Rows of a CSV this module wrote (numbers as numbers, empty cells dropped); none if the file is absent."""
     if not path.is_file():
         return []
     with open(path, newline="") as handle:
-        return [{key: _number(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)]
+        return [{key: value if key in TEXT_COLUMNS else _number(value) for key, value in row.items() if value != ""}
+                for row in csv.DictReader(handle)]
 
 
 def _number(text: str) -> Any:

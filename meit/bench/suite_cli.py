@@ -51,13 +51,16 @@ def run(args: argparse.Namespace) -> int:
         unknown = sorted(set(args.only) - {b.name for b in suite.backbones})
         if unknown:
             raise ConfigError(f"--only names backbones not in the suite: {unknown}")
-        kept = Kept.read(suite, set(args.only))  # the other rows of an earlier run stay in results.md
+        kept = Kept.read(suite)  # the other rows of an earlier run stay in results.md
         suite = suite.model_copy(update={"backbones": [b for b in suite.backbones if b.name in args.only]})
     if args.mode == "emit":
         for script in emit_jobs(suite, suite_dir, args.launcher):
             print(script)
         return 0
-    rows = collect(suite) if args.mode == "collect" else run_sequential(suite, suite_dir, not args.no_progress, kept)
+    if args.mode == "collect":
+        rows = collect(suite, kept)
+    else:
+        rows = run_sequential(suite, suite_dir, not args.no_progress, kept)
     print((Path(suite.output_dir) / "results.md").read_text())
     return 0 if all(r.get("status") == "ok" for r in rows) else 1
 
