@@ -35,7 +35,9 @@ def test_the_switch_lets_the_call_through_to_the_real_get_kernel(monkeypatch):
 @pytest.mark.parametrize("order", [
     "import meit\nimport kernels\nkernels.get_kernel.__wrapped__ = recorder\n",  # kernels imported after meit
     "import kernels\nkernels.get_kernel = recorder\nimport meit\n",  # kernels imported before meit
-], ids=["meit-first", "kernels-first"])
+    # kernels reloaded after meit (its get_kernel is new and unguarded unless the import hook sees the reload)
+    "import importlib, kernels, meit\nimportlib.reload(kernels)\nkernels.get_kernel.__wrapped__ = recorder\n",
+], ids=["meit-first", "kernels-first", "kernels-reloaded"])
 def test_peft_and_bitsandbytes_never_reach_the_real_get_kernel(tmp_path, order):
     """In a fresh interpreter whose real ``get_kernel`` is a recorder: importing peft (and with it bitsandbytes)
     never reaches it, and no warning about a kernel reaches stderr. Without meit, the recorder is called once on a
