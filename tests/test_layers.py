@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: lowest first; a unit may import units of lower layers, and leaf modules may also import each other
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("leaf", frozenset({
-        "meit", "meit.errors", "meit.paths", "meit.hashing", "meit.leads", "meit.config", "meit.tables",
+        "meit", "meit.hub_kernels", "meit.errors", "meit.paths", "meit.hashing", "meit.leads", "meit.config",
+        "meit.tables",
         "meit.findings", "meit.findings_text", "meit.findings_lexicon", "meit.findings_scp", "meit.publish",
         "meit.cache_build", "meit.ecg_signal", "meit.records", "meit.code_version",
     })),
