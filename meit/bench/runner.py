@@ -72,7 +72,7 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True,
                    kept: Kept | None = None) -> list[dict[str, Any]]:
     """Train and evaluate each backbone in turn; one failing backbone is recorded, the rest go on.
 
-    ``kept``: rows of backbones not run now (``--only``), written back beside the new ones in suite order.
+    ``kept``: an earlier run's table (``--only``); each new row replaces its backbone's earlier one as it arrives.
     """
     from meit.evaluation.perturb import parse_perturbations
     from meit.evaluation.runner import evaluate_model, evaluate_robustness
@@ -109,7 +109,7 @@ def run_sequential(suite: Suite, suite_dir: Path, progress: bool = True,
             row.update(status="failed", error=f"{type(err).__name__}: {err}")
         row["seconds"] = round(time.time() - started, 1)
         rows.append(row)
-        write_results(suite, *(kept.merge(rows, robustness) if kept else (rows, robustness)))
+        write_results(suite, rows, robustness, kept)
     return rows
 
 
@@ -129,7 +129,7 @@ class Kept:
     def read(cls, suite: Suite) -> Kept:
         out = Path(suite.output_dir)
         return cls(tuple(b.name for b in suite.backbones), tuple(read_rows(out / "results.csv")),
-                   tuple(read_robustness(out / "robustness.csv")))
+                   tuple(read_rows(out / "robustness.csv")))
 
     def merge(self, rows: list[dict[str, Any]], robustness: list[dict[str, Any]]
               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -180,16 +180,11 @@ def collect(suite: Suite, kept: Kept | None = None) -> list[dict[str, Any]]:
         if file.is_file():
             metrics = json.loads(file.read_text())
             rows.append({"backbone": entry.name, "status": "ok", **result_cells(metrics)})
-            robustness.extend({"backbone": entry.name, **row} for row in read_robustness(folder / "robustness.csv"))
+            robustness.extend({"backbone": entry.name, **row} for row in read_rows(folder / "robustness.csv"))
         else:
             rows.append({"backbone": entry.name, "status": "missing"})
-    write_results(suite, *(kept.merge(rows, robustness) if kept else (rows, robustness)))
+    write_results(suite, rows, robustness, kept)
     return rows
-
-
-def read_robustness(path: Path) -> list[dict[str, Any]]:
-    """The rows ``evaluate_robustness`` wrote to ``robustness.csv`` (numbers as numbers); none if absent."""
-    return read_rows(path)
 
 
 #: columns that hold names or messages, never numbers (a backbone may be called ``2024``)
@@ -197,7 +192,8 @@ TEXT_COLUMNS = frozenset({"backbone", "repeat_of", "status", "error", "perturbat
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a CSV this module wrote (numbers as numbers, empty cells dropped); none if the file is absent."""
+    """Rows of a CSV this module or ``evaluate_robustness`` wrote (``results.csv``, ``robustness.csv``): numbers as
+    numbers, empty cells dropped; none if the file is absent."""
     if not path.is_file():
         return []
     with open(path, newline="") as handle:
@@ -214,9 +210,13 @@ def _number(text: str) -> Any:
     return text
 
 
-def write_results(suite: Suite, rows: list[dict[str, Any]], robustness: list[dict[str, Any]] | None = None) -> None:
+def write_results(suite: Suite, rows: list[dict[str, Any]], robustness: list[dict[str, Any]] | None = None,
+                  kept: Kept | None = None) -> None:
+    """results.csv/.md and the figures; with ``kept``, the new rows are written into that earlier table."""
     from meit.bench.tables import write_grounding_plot, write_markdown, write_plots, write_robustness_curves
 
+    if kept is not None:
+        rows, robustness = kept.merge(rows, robustness or [])
     out = Path(suite.output_dir)
     write_csv(rows, out / "results.csv")
     write_markdown(suite, rows, out / "results.md")
